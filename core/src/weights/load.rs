@@ -1,0 +1,373 @@
+//! Putting safetensors tensors into a burn module, with a report of what did not fit.
+//!
+//! Module parameter paths are the struct field names joined with `.` (Vec elements by index),
+//! which mirror the diffusers / PyTorch state-dict names. Three PyTorch conventions are bridged
+//! here, by module type, so models need no per-layer remaps for them:
+//! * `Linear.weight` is `[out, in]` in PyTorch and `[in, out]` in burn: transposed on load. A
+//!   `[out, in, 1, 1]` weight (1x1-conv-shaped attention projections in old VAE files) is
+//!   accepted for a Linear too.
+//! * norm layers' `gamma` / `beta` are PyTorch's `weight` / `bias`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+
+use burn::module::{Module, ModuleMapper, Param};
+use burn::tensor::{Tensor, TensorData};
+use regex::Regex;
+
+use super::{SafetensorsFile, WeightsError};
+
+/// An ordered list of rewrite rules from file keys to module paths. The first rule whose
+/// pattern matches a key rewrites it (with `$1`-style captures); later rules see the result.
+/// Keys matched by an `ignore` pattern are dropped (not reported as unexpected).
+#[derive(Debug, Clone, Default)]
+pub struct KeyRemap {
+    rules: Vec<(Regex, String)>,
+    ignore: Vec<Regex>,
+}
+
+impl KeyRemap {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a rewrite rule. `pattern` is a regex; panics only on an invalid pattern, which is a
+    /// programming error in a constant table.
+    pub fn rule(mut self, pattern: &str, replacement: &str) -> Self {
+        let re = Regex::new(pattern).expect("invalid remap pattern");
+        self.rules.push((re, replacement.to_string()));
+        self
+    }
+
+    /// Drops file keys matching `pattern` (parts of a checkpoint the model does not use).
+    pub fn ignore(mut self, pattern: &str) -> Self {
+        let re = Regex::new(pattern).expect("invalid ignore pattern");
+        self.ignore.push(re);
+        self
+    }
+
+    /// Appends the rules of `other` after ours.
+    pub fn extend(mut self, other: KeyRemap) -> Self {
+        self.rules.extend(other.rules);
+        self.ignore.extend(other.ignore);
+        self
+    }
+
+    /// The module path for file key `key`, or `None` if the key is ignored.
+    pub fn apply(&self, key: &str) -> Option<String> {
+        if self.ignore.iter().any(|re| re.is_match(key)) {
+            return None;
+        }
+        let mut k = key.to_string();
+        for (re, rep) in &self.rules {
+            if re.is_match(&k) {
+                k = re.replace_all(&k, rep.as_str()).into_owned();
+            }
+        }
+        Some(k)
+    }
+}
+
+/// How to load.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    pub remap: KeyRemap,
+    /// Accept missing and unexpected keys (shape mismatches are always errors).
+    pub allow_partial: bool,
+}
+
+/// A parameter whose file tensor has a different shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShapeMismatch {
+    /// Module path.
+    pub key: String,
+    /// Key in the file, if different from the module path.
+    pub file_key: String,
+    /// Shape the model expects (in PyTorch layout for Linear weights, as in the file).
+    pub expected: Vec<usize>,
+    /// Shape in the file.
+    pub found: Vec<usize>,
+}
+
+/// What a load did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadReport {
+    /// Parameters set from the file.
+    pub loaded: usize,
+    /// Module parameters no file tensor maps to, with the shape they expect.
+    pub missing: Vec<(String, Vec<usize>)>,
+    /// File tensors (by file key) that map to no module parameter.
+    pub unexpected: Vec<String>,
+    pub mismatched: Vec<ShapeMismatch>,
+    /// Tensors that could not be read (e.g. an integer dtype where a float weight belongs).
+    pub unreadable: Vec<(String, String)>,
+}
+
+impl LoadReport {
+    /// No missing, unexpected, mismatched or unreadable tensors.
+    pub fn is_complete(&self) -> bool {
+        self.missing.is_empty()
+            && self.unexpected.is_empty()
+            && self.mismatched.is_empty()
+            && self.unreadable.is_empty()
+    }
+
+    /// Problems that make a load fail even when partial loads are allowed.
+    pub fn has_hard_errors(&self) -> bool {
+        !self.mismatched.is_empty() || !self.unreadable.is_empty()
+    }
+}
+
+fn shape_str(s: &[usize]) -> String {
+    format!(
+        "[{}]",
+        s.iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+/// Lists at most `n` items and says how many more there are.
+fn some<T>(items: &[T], n: usize, f: impl Fn(&T) -> String) -> String {
+    let mut parts: Vec<String> = items.iter().take(n).map(f).collect();
+    if items.len() > n {
+        parts.push(format!("and {} more", items.len() - n));
+    }
+    parts.join(", ")
+}
+
+impl fmt::Display for LoadReport {
+    /// One line: "2 missing (a [3], b [4]); 1 unexpected (c); 1 shape mismatch (d: model [8, 4], file [8, 3])".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        if !self.mismatched.is_empty() {
+            parts.push(format!(
+                "{} shape mismatch{} ({})",
+                self.mismatched.len(),
+                if self.mismatched.len() == 1 { "" } else { "es" },
+                some(&self.mismatched, 4, |m| {
+                    let name = if m.file_key == m.key {
+                        m.key.clone()
+                    } else {
+                        format!("{} (file key {})", m.key, m.file_key)
+                    };
+                    format!(
+                        "{name}: model {}, file {}",
+                        shape_str(&m.expected),
+                        shape_str(&m.found)
+                    )
+                })
+            ));
+        }
+        if !self.missing.is_empty() {
+            parts.push(format!(
+                "{} missing ({})",
+                self.missing.len(),
+                some(&self.missing, 4, |(k, s)| format!("{k} {}", shape_str(s)))
+            ));
+        }
+        if !self.unexpected.is_empty() {
+            parts.push(format!(
+                "{} unexpected ({})",
+                self.unexpected.len(),
+                some(&self.unexpected, 4, |k| k.clone())
+            ));
+        }
+        if !self.unreadable.is_empty() {
+            parts.push(format!(
+                "{} unreadable ({})",
+                self.unreadable.len(),
+                some(&self.unreadable, 4, |(k, why)| format!("{k}: {why}"))
+            ));
+        }
+        if parts.is_empty() {
+            write!(f, "{} tensors loaded, all keys matched", self.loaded)
+        } else {
+            write!(f, "{}", parts.join("; "))
+        }
+    }
+}
+
+/// Loads `files` into `module`. Fails with the report when keys are missing or unexpected
+/// (unless `allow_partial`) or when any shape does not match.
+pub fn load_module<M: Module>(
+    module: M,
+    files: &[SafetensorsFile],
+    options: &LoadOptions,
+) -> Result<(M, LoadReport), WeightsError> {
+    // Module path -> (file index, file key).
+    let mut index: HashMap<String, (usize, String)> = HashMap::new();
+    for (fi, file) in files.iter().enumerate() {
+        for key in file.keys() {
+            if let Some(path) = options.remap.apply(key) {
+                index.insert(path, (fi, key.to_string()));
+            }
+        }
+    }
+    let mut loader = Loader {
+        files,
+        index,
+        path: Vec::new(),
+        containers: Vec::new(),
+        used: BTreeSet::new(),
+        report: LoadReport::default(),
+    };
+    let module = module.map(&mut loader);
+    let Loader {
+        index,
+        used,
+        mut report,
+        ..
+    } = loader;
+    let mut unexpected: Vec<String> = index
+        .iter()
+        .filter(|(path, _)| !used.contains(*path))
+        .map(|(_, (_, key))| key.clone())
+        .collect();
+    unexpected.sort();
+    report.unexpected = unexpected;
+    report.missing.sort();
+
+    let fail = report.has_hard_errors() || (!options.allow_partial && !report.is_complete());
+    if fail {
+        let path = match files {
+            [one] => one.path().display().to_string(),
+            [] => "(no weight files)".to_string(),
+            [first, ..] => format!("{} (+{} more)", first.path().display(), files.len() - 1),
+        };
+        return Err(WeightsError::Mismatch {
+            path,
+            report: Box::new(report),
+        });
+    }
+    Ok((module, report))
+}
+
+struct Loader<'a> {
+    files: &'a [SafetensorsFile],
+    index: HashMap<String, (usize, String)>,
+    path: Vec<String>,
+    containers: Vec<String>,
+    used: BTreeSet<String>,
+    report: LoadReport,
+}
+
+/// How a parameter is stored in PyTorch files relative to burn.
+enum Layout {
+    Same,
+    /// burn `[in, out]`, PyTorch `[out, in]` (or `[out, in, 1, 1]`).
+    LinearWeight,
+}
+
+impl Loader<'_> {
+    /// The file key candidates for the current parameter, and how its data is laid out.
+    fn lookup(&self) -> (Vec<String>, Layout) {
+        let module_type = self.containers.last().map(String::as_str).unwrap_or("");
+        let param = self.path.last().map(String::as_str).unwrap_or("");
+        let parent = &self.path[..self.path.len().saturating_sub(1)];
+        let with = |name: &str| {
+            let mut p = parent.to_vec();
+            p.push(name.to_string());
+            p.join(".")
+        };
+        let own = self.path.join(".");
+        let layout = if module_type == "Struct:Linear" && param == "weight" {
+            Layout::LinearWeight
+        } else {
+            Layout::Same
+        };
+        let candidates = match param {
+            "gamma" => vec![with("weight"), own],
+            "beta" => vec![with("bias"), own],
+            _ => vec![own],
+        };
+        (candidates, layout)
+    }
+}
+
+impl ModuleMapper for Loader<'_> {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.path.push(name.to_string());
+        self.containers.push(container_type.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+        self.containers.pop();
+    }
+
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let model_shape: Vec<usize> = param.lazy_shape().to_vec();
+        let (candidates, layout) = self.lookup();
+        let found = candidates
+            .iter()
+            .find_map(|c| self.index.get(c).map(|v| (c.clone(), v.clone())));
+        // Shape as PyTorch stores it.
+        let torch_shape: Vec<usize> = match layout {
+            Layout::LinearWeight if model_shape.len() == 2 => vec![model_shape[1], model_shape[0]],
+            _ => model_shape.clone(),
+        };
+        let own = self.path.join(".");
+        let Some((path, (fi, file_key))) = found else {
+            self.report.missing.push((own, torch_shape));
+            return param;
+        };
+        self.used.insert(path.clone());
+        let file = &self.files[fi];
+        let Some(entry) = file.entry(&file_key) else {
+            return param;
+        };
+        let file_shape = entry.shape.clone();
+        let matches = file_shape == torch_shape
+            || (matches!(layout, Layout::LinearWeight)
+                && file_shape.len() == 4
+                && file_shape[2..] == [1, 1]
+                && file_shape[..2] == torch_shape[..]);
+        if !matches {
+            self.report.mismatched.push(ShapeMismatch {
+                key: own,
+                file_key,
+                expected: torch_shape,
+                found: file_shape,
+            });
+            return param;
+        }
+        let mut values = match file.read_f32(&file_key) {
+            Ok(v) => v,
+            Err(e) => {
+                self.report.unreadable.push((file_key, e.problem()));
+                return param;
+            }
+        };
+        if let Layout::LinearWeight = layout {
+            // [out, in] -> [in, out]
+            let (o, i) = (torch_shape[0], torch_shape[1]);
+            let mut t = vec![0f32; values.len()];
+            for r in 0..o {
+                for c in 0..i {
+                    t[c * o + r] = values[r * i + c];
+                }
+            }
+            values = t;
+        }
+        let device = param.lazy_device();
+        let tensor = Tensor::<D>::from_data(TensorData::new(values, model_shape), &device);
+        self.report.loaded += 1;
+        let id = param.id;
+        param.transform_for_load(tensor, id)
+    }
+}
+
+/// Keys of `files` grouped by their first path segment, with counts: a quick way to see what a
+/// checkpoint holds (used by `clearpaint weights`).
+pub fn key_summary(files: &[SafetensorsFile]) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for f in files {
+        for k in f.keys() {
+            let head = k.split('.').next().unwrap_or(k).to_string();
+            *out.entry(head).or_insert(0) += 1;
+        }
+    }
+    out
+}
