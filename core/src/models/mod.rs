@@ -1,0 +1,3 @@
+//! Networks, with field names that mirror the reference state-dict names.
+
+pub mod augan;
