@@ -70,6 +70,7 @@ def _layout(value, kind):
 def convert(checkpoint, reader_factory=None):
     """Returns ({key: array}, metadata). Raises ConvertError with a one-line message."""
     if reader_factory is None:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TF's start-up chatter quiet
         import tensorflow as tf
 
         prefix = checkpoint

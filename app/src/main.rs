@@ -8,6 +8,8 @@ use clap::{Parser, Subcommand};
 use clearpaint_core::device::{self, DEVICE_ENV, DeviceChoice};
 use clearpaint_core::weights::{self, SafetensorsFile};
 
+mod weather;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "clearpaint",
@@ -34,6 +36,8 @@ fn parse_device(s: &str) -> Result<DeviceChoice, String> {
 enum Command {
     /// List the compute devices found and say which one each --device choice uses.
     Devices,
+    /// Night / rainy night to day with AU-GAN (optionally with its uncertainty map).
+    Weather(weather::WeatherArgs),
     /// Check weight files or diffusers model folders: open, validate, and summarise them.
     Weights {
         /// `.safetensors` files, component folders (with config.json) or pipeline folders.
@@ -47,6 +51,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Devices => devices(cli.device),
         Command::Weights { paths } => weights_cmd(paths),
+        Command::Weather(args) => weather::run(args, cli.device),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

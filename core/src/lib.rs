@@ -1,11 +1,15 @@
 //! clearpaint-core: everything that computes. No UI, no printing, no process exits.
 //!
 //! * [`device`]: where models run (wgpu GPU or the flex CPU backend).
+//! * [`imaging`]: image files in and out (atomic PNG writes), image <-> tensor.
+//! * [`pipelines`]: request -> result flows shared by the CLI and the GUI.
 //! * [`models`]: the networks (AU-GAN, ...).
 //! * [`weights`]: safetensors files and diffusers folders into burn modules, with a report.
 //! * [`testing`]: helpers the parity tests share (reading reference fixtures, comparing).
 
 pub mod device;
+pub mod imaging;
 pub mod models;
+pub mod pipelines;
 pub mod testing;
 pub mod weights;

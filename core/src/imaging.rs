@@ -1,0 +1,348 @@
+//! Image files in and out, and the conversions between images and tensors.
+//!
+//! * [`load`]: PNG / JPEG / WebP / BMP / TIFF; EXIF orientation applied; gray, 16-bit and alpha
+//!   inputs become RGBA8, and whether the input had alpha is remembered so outputs keep it.
+//! * [`save_png`]: writes to a temporary file beside the target and renames it into place, so
+//!   an interrupted or failed save never leaves a half-written or clobbered file. PNG text
+//!   chunks carry how the image was made.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use burn::tensor::{Device, Tensor, TensorData};
+use image::{DynamicImage, ImageDecoder, ImageReader, RgbaImage, imageops::FilterType};
+
+/// Errors reading or writing images; each names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ImagingError {
+    #[error("{}: {problem}", path.display())]
+    Read { path: PathBuf, problem: String },
+    #[error("{}: cannot write: {problem}", path.display())]
+    Write { path: PathBuf, problem: String },
+}
+
+/// A loaded image.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// Upright (EXIF orientation applied) RGBA8 pixels.
+    pub rgba: RgbaImage,
+    /// Whether the file had an alpha channel.
+    pub has_alpha: bool,
+}
+
+/// File extensions [`load`] reads (lower case).
+pub const IMAGE_EXTENSIONS: [&str; 7] = ["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff"];
+
+/// Whether `path` has an image extension we read.
+pub fn is_image_path(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .map(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+        .unwrap_or(false)
+}
+
+fn short(e: impl std::fmt::Display) -> String {
+    e.to_string().lines().next().unwrap_or("").to_string()
+}
+
+/// Loads an image file, upright, as RGBA8.
+pub fn load(path: impl AsRef<Path>) -> Result<Loaded, ImagingError> {
+    let path = path.as_ref();
+    let err = |problem: String| ImagingError::Read {
+        path: path.to_path_buf(),
+        problem,
+    };
+    let reader = ImageReader::open(path)
+        .map_err(|e| err(short(e)))?
+        .with_guessed_format()
+        .map_err(|e| err(short(e)))?;
+    if reader.format().is_none() {
+        return Err(err("not an image file (unknown format)".into()));
+    }
+    let mut decoder = reader
+        .into_decoder()
+        .map_err(|e| err(format!("cannot decode: {}", short(e))))?;
+    let orientation = decoder.orientation().ok();
+    let mut img = DynamicImage::from_decoder(decoder)
+        .map_err(|e| err(format!("corrupt or truncated image: {}", short(e))))?;
+    if let Some(o) = orientation {
+        img.apply_orientation(o);
+    }
+    if img.width() == 0 || img.height() == 0 {
+        return Err(err("the image is empty (0 pixels)".into()));
+    }
+    let has_alpha = img.color().has_alpha();
+    Ok(Loaded {
+        rgba: img.to_rgba8(),
+        has_alpha,
+    })
+}
+
+/// Writes `img` as a PNG at `path`, atomically, with `text` as tEXt chunks. With
+/// `keep_alpha == false` the alpha channel is dropped (an RGB PNG is written).
+pub fn save_png(
+    path: impl AsRef<Path>,
+    img: &RgbaImage,
+    keep_alpha: bool,
+    text: &[(&str, String)],
+) -> Result<(), ImagingError> {
+    let path = path.as_ref();
+    let werr = |problem: String| ImagingError::Write {
+        path: path.to_path_buf(),
+        problem,
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".clearpaint-")
+        .suffix(".png.tmp")
+        .tempfile_in(&dir)
+        .map_err(|e| werr(short(e)))?;
+    // Encode in memory, then write: encoder errors and disk errors are both reported.
+    let mut encoded = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut encoded, img.width(), img.height());
+        enc.set_depth(png::BitDepth::Eight);
+        enc.set_color(if keep_alpha {
+            png::ColorType::Rgba
+        } else {
+            png::ColorType::Rgb
+        });
+        for (k, v) in text {
+            enc.add_text_chunk(k.to_string(), v.clone())
+                .map_err(|e| werr(short(e)))?;
+        }
+        let mut writer = enc.write_header().map_err(|e| werr(short(e)))?;
+        let data: Vec<u8> = if keep_alpha {
+            img.as_raw().clone()
+        } else {
+            img.pixels().flat_map(|p| [p[0], p[1], p[2]]).collect()
+        };
+        writer.write_image_data(&data).map_err(|e| werr(short(e)))?;
+        writer.finish().map_err(|e| werr(short(e)))?;
+    }
+    {
+        let mut w = BufWriter::new(tmp.as_file_mut());
+        w.write_all(&encoded).map_err(|e| werr(short(e)))?;
+        w.flush().map_err(|e| werr(short(e)))?;
+    }
+    tmp.as_file().sync_all().map_err(|e| werr(short(e)))?;
+    tmp.persist(path).map_err(|e| werr(short(e.error)))?;
+    Ok(())
+}
+
+/// Reads the tEXt chunks of a PNG (for tests and `clearpaint` tooling).
+pub fn png_text(path: impl AsRef<Path>) -> Result<Vec<(String, String)>, ImagingError> {
+    let path = path.as_ref();
+    let err = |problem: String| ImagingError::Read {
+        path: path.to_path_buf(),
+        problem,
+    };
+    let file = File::open(path).map_err(|e| err(short(e)))?;
+    let reader = png::Decoder::new(std::io::BufReader::new(file))
+        .read_info()
+        .map_err(|e| err(short(e)))?;
+    Ok(reader
+        .info()
+        .uncompressed_latin1_text
+        .iter()
+        .map(|t| (t.keyword.clone(), t.text.clone()))
+        .collect())
+}
+
+/// Resizes with a bilinear (triangle) filter; antialiased when shrinking.
+pub fn resize(img: &RgbaImage, width: u32, height: u32) -> RgbaImage {
+    if img.width() == width && img.height() == height {
+        return img.clone();
+    }
+    image::imageops::resize(img, width, height, FilterType::Triangle)
+}
+
+/// RGB of `img` as a `[1, 3, H, W]` tensor in [-1, 1] (`x / 127.5 - 1`).
+pub fn to_tensor(img: &RgbaImage, device: &Device) -> Tensor<4> {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let mut data = vec![0f32; 3 * h * w];
+    for (i, p) in img.pixels().enumerate() {
+        for c in 0..3 {
+            data[c * h * w + i] = p[c] as f32 / 127.5 - 1.0;
+        }
+    }
+    Tensor::from_data(TensorData::new(data, [1, 3, h, w]), device)
+}
+
+/// The first image of a `[N, 3, H, W]` tensor in [-1, 1] as RGBA8 (opaque):
+/// `round(clamp((x + 1) * 127.5, 0, 255))`.
+pub fn from_tensor(t: Tensor<4>) -> RgbaImage {
+    let [_, c, h, w] = t.dims();
+    assert_eq!(c, 3, "from_tensor expects 3 channels");
+    let v = tensor_values(t);
+    RgbaImage::from_fn(w as u32, h as u32, |x, y| {
+        let i = y as usize * w + x as usize;
+        let px = |c: usize| ((v[c * h * w + i] + 1.0) * 127.5).round().clamp(0.0, 255.0) as u8;
+        image::Rgba([px(0), px(1), px(2), 255])
+    })
+}
+
+/// Host values of a tensor.
+pub fn tensor_values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .unwrap_or_default()
+}
+
+/// A single-channel f32 map (e.g. an uncertainty map), row-major.
+#[derive(Debug, Clone)]
+pub struct FloatMap {
+    pub width: u32,
+    pub height: u32,
+    pub data: Vec<f32>,
+}
+
+impl FloatMap {
+    /// Bilinear resize (triangle filter), like [`resize`].
+    pub fn resize(&self, width: u32, height: u32) -> FloatMap {
+        if self.width == width && self.height == height {
+            return self.clone();
+        }
+        let src: image::ImageBuffer<image::Luma<f32>, Vec<f32>> =
+            image::ImageBuffer::from_raw(self.width, self.height, self.data.clone())
+                .expect("map size matches its data");
+        let out = image::imageops::resize(&src, width, height, FilterType::Triangle);
+        FloatMap {
+            width,
+            height,
+            data: out.into_raw(),
+        }
+    }
+
+    /// Minimum and maximum.
+    pub fn range(&self) -> (f32, f32) {
+        self.data
+            .iter()
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
+                (lo.min(v), hi.max(v))
+            })
+    }
+
+    /// The map through the plasma colormap, `lo..hi` spread over the whole map (clamped).
+    pub fn colorize(&self, lo: f32, hi: f32) -> RgbaImage {
+        let span = (hi - lo).max(1e-12);
+        RgbaImage::from_fn(self.width, self.height, |x, y| {
+            let v = self.data[(y * self.width + x) as usize];
+            let [r, g, b] = plasma((v - lo) / span);
+            image::Rgba([r, g, b, 255])
+        })
+    }
+}
+
+/// Matplotlib's "plasma" colormap (perceptually uniform), `t` in [0, 1]: a 6th-order
+/// polynomial fit of the original table (within 5/255 per channel of matplotlib's).
+pub fn plasma(t: f32) -> [u8; 3] {
+    let t = if t.is_nan() { 0.0 } else { t.clamp(0.0, 1.0) } as f64;
+    const C: [[f64; 3]; 7] = [
+        [
+            0.058_732_343_031_331_3,
+            0.023_336_709_169_386_6,
+            0.543_340_203_278_176_5,
+        ],
+        [
+            2.176_514_634_195_958,
+            0.238_383_417_444_195_2,
+            0.753_960_460_286_674_9,
+        ],
+        [
+            -2.689_460_476_458_034,
+            -7.455_851_135_738_909,
+            3.110_799_939_717_086,
+        ],
+        [
+            6.130_348_345_893_603,
+            42.346_188_216_541_64,
+            -28.518_855_866_746_76,
+        ],
+        [
+            -11.107_436_196_468_36,
+            -82.666_311_090_285_26,
+            60.139_848_556_802_09,
+        ],
+        [
+            10.023_066_560_634_49,
+            71.413_617_656_815_56,
+            -54.072_185_234_426_9,
+        ],
+        [
+            -3.658_713_842_777_788,
+            -22.931_534_973_285_88,
+            18.191_908_393_566_18,
+        ],
+    ];
+    let mut out = [0u8; 3];
+    for (ch, o) in out.iter_mut().enumerate() {
+        let mut v = 0.0;
+        for k in (0..7).rev() {
+            v = v * t + C[k][ch];
+        }
+        *o = (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+    }
+    out
+}
+
+/// `a * (1 - alpha) + b * alpha`, per pixel; keeps `a`'s alpha.
+pub fn blend(a: &RgbaImage, b: &RgbaImage, alpha: f32) -> RgbaImage {
+    RgbaImage::from_fn(a.width(), a.height(), |x, y| {
+        let (p, q) = (a.get_pixel(x, y), b.get_pixel(x, y));
+        let mix = |c: usize| (p[c] as f32 * (1.0 - alpha) + q[c] as f32 * alpha).round() as u8;
+        image::Rgba([mix(0), mix(1), mix(2), p[3]])
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plasma_matches_matplotlib() {
+        // matplotlib.colormaps["plasma"] at 0, 1/16, ..., 1, times 255, rounded.
+        const REF: [[u8; 3]; 17] = [
+            [13, 8, 135],
+            [49, 5, 151],
+            [76, 2, 161],
+            [102, 0, 167],
+            [126, 3, 168],
+            [149, 17, 161],
+            [170, 35, 149],
+            [188, 53, 135],
+            [204, 71, 120],
+            [218, 90, 106],
+            [230, 108, 92],
+            [240, 128, 78],
+            [248, 149, 64],
+            [253, 172, 51],
+            [253, 197, 39],
+            [248, 223, 37],
+            [240, 249, 33],
+        ];
+        for (i, want) in REF.iter().enumerate() {
+            let got = plasma(i as f32 / 16.0);
+            for c in 0..3 {
+                assert!(
+                    (got[c] as i32 - want[c] as i32).abs() <= 5,
+                    "t={i}/16: {got:?} vs {want:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn tensor_round_trip_is_exact() {
+        let img = RgbaImage::from_fn(7, 5, |x, y| {
+            image::Rgba([(x * 30) as u8, (y * 50) as u8, 200, 255])
+        });
+        let back = from_tensor(to_tensor(&img, &Device::flex()));
+        assert_eq!(back, img);
+    }
+}

@@ -1,0 +1,3 @@
+//! Request → result flows. The CLI and the GUI call these; neither re-implements a step.
+
+pub mod weather;
