@@ -107,3 +107,80 @@ pub fn assert_close(what: &str, ours: &[f32], reference: &[f32], tol: f32) {
         "{what}: relative error {err:.3e} exceeds {tol:.0e}"
     );
 }
+
+/// FNV-1a, 32 bit (mirrors `fnv1a` in tools/reference/make_vae_fixtures.py).
+pub fn fnv1a(s: &str) -> u32 {
+    let mut h: u32 = 0x811C_9DC5;
+    for b in s.bytes() {
+        h ^= b as u32;
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h
+}
+
+/// `n` values in [-1, 1) from an integer hash of (key, index), bit-identical to the Python
+/// `uniform` of the fixture scripts.
+pub fn formula_uniform(key: &str, n: usize) -> Vec<f32> {
+    let seed = fnv1a(key);
+    (0..n as u64)
+        .map(|i| {
+            let mut x = (i.wrapping_mul(0x9E37_79B1).wrapping_add(seed as u64)) as u32;
+            x ^= x >> 16;
+            x = x.wrapping_mul(0x7FEB_352D);
+            x ^= x >> 15;
+            x = x.wrapping_mul(0x846C_A68B);
+            x ^= x >> 16;
+            ((x >> 8) as f64 / (1u64 << 24) as f64 * 2.0 - 1.0) as f32
+        })
+        .collect()
+}
+
+/// Formula weights for a PyTorch state-dict entry (mirrors `formula_value`): norms' weights
+/// near 1, biases small, other tensors uniform with std 1/sqrt(fan_in).
+pub fn formula_value(key: &str, shape: &[usize]) -> Vec<f32> {
+    let n: usize = shape.iter().product();
+    let u = formula_uniform(key, n);
+    let is_norm = key.contains("norm") && shape.len() == 1;
+    if is_norm && key.ends_with("weight") {
+        return u.iter().map(|v| 1.0 + 0.2 * v).collect();
+    }
+    if shape.len() == 1 {
+        return u.iter().map(|v| 0.05 * v).collect();
+    }
+    let fan_in: usize = shape[1..].iter().product();
+    let s = (3.0f64 / fan_in as f64).sqrt() as f32;
+    u.iter().map(|v| v * s).collect()
+}
+
+/// Writes formula weights for every parameter of `module` (named and shaped as PyTorch
+/// state-dict entries) to a safetensors file at `path`, so they load through the real loader.
+pub fn write_formula_weights<M: burn::module::Module>(module: M, path: &std::path::Path) {
+    use crate::weights::{LoadOptions, load_module};
+    let opts = LoadOptions {
+        allow_partial: true,
+        ..Default::default()
+    };
+    let (_, report) = load_module(module, &[], &opts).expect("listing parameters");
+    let tensors: Vec<(String, Vec<usize>, Vec<u8>)> = report
+        .missing
+        .iter()
+        .map(|(k, shape)| {
+            let bytes = formula_value(k, shape)
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect();
+            (k.clone(), shape.clone(), bytes)
+        })
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
+        .iter()
+        .map(|(k, s, b)| {
+            (
+                k.clone(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
+                    .expect("view"),
+            )
+        })
+        .collect();
+    safetensors::serialize_to_file(views, None, path).expect("write formula weights");
+}

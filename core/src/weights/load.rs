@@ -94,7 +94,8 @@ pub struct ShapeMismatch {
 pub struct LoadReport {
     /// Parameters set from the file.
     pub loaded: usize,
-    /// Module parameters no file tensor maps to, with the shape they expect.
+    /// Parameters no file tensor maps to, by their PyTorch state-dict name, with the shape
+    /// (in PyTorch layout) they expect.
     pub missing: Vec<(String, Vec<usize>)>,
     /// File tensors (by file key) that map to no module parameter.
     pub unexpected: Vec<String>,
@@ -310,7 +311,10 @@ impl ModuleMapper for Loader<'_> {
         };
         let own = self.path.join(".");
         let Some((path, (fi, file_key))) = found else {
-            self.report.missing.push((own, torch_shape));
+            // Named as a PyTorch state dict names it (norms' `weight`, not burn's `gamma`).
+            self.report
+                .missing
+                .push((candidates[0].clone(), torch_shape));
             return param;
         };
         self.used.insert(path.clone());
