@@ -138,6 +138,8 @@ pub struct AdapterInfo {
     pub driver: String,
     /// The burn device that runs on this adapter (index among adapters of the same kind).
     pub device_kind: DeviceKind,
+    /// The largest storage buffer one kernel can bind (bytes): no single tensor may be larger.
+    pub max_buffer_bytes: u64,
 }
 
 /// Lists the wgpu adapters of every native graphics API on this machine.
@@ -156,6 +158,9 @@ pub fn list_adapters() -> Vec<AdapterInfo> {
         let adapters = futures_lite::future::block_on(instance.enumerate_adapters(backend));
         for adapter in adapters {
             let info = adapter.get_info();
+            let limits = adapter.limits();
+            let max_buffer_bytes =
+                (limits.max_storage_buffer_binding_size as u64).min(limits.max_buffer_size);
             let kind = AdapterKind::from_wgpu(info.device_type);
             let same_kind = out
                 .iter()
@@ -179,6 +184,7 @@ pub fn list_adapters() -> Vec<AdapterInfo> {
                     .collect::<Vec<_>>()
                     .join(" "),
                 device_kind,
+                max_buffer_bytes,
             });
         }
     }
@@ -193,7 +199,13 @@ pub struct Selected {
     pub description: String,
     /// True when the device is the flex CPU backend.
     pub is_cpu: bool,
+    /// The largest single tensor the device can hold (bytes); large decodes are tiled to fit.
+    pub max_tensor_bytes: u64,
 }
+
+/// Largest single tensor on the CPU: a soft limit that keeps a whole-image decode's peak
+/// memory within a laptop's RAM (the VAE tiles beyond it).
+pub const CPU_MAX_TENSOR_BYTES: u64 = 4 << 30;
 
 /// The decision `choice` leads to on a machine with `adapters`, without creating a device.
 /// Returns the index into `adapters` for a wgpu device, or `None` for the CPU.
@@ -237,6 +249,7 @@ pub fn select(choice: DeviceChoice) -> Result<Selected, DeviceError> {
                 device: Device::wgpu(a.device_kind.clone()),
                 description: format!("gpu: {} ({}, {})", a.name, a.backend, a.kind.name()),
                 is_cpu: false,
+                max_tensor_bytes: a.max_buffer_bytes,
             }
         }
     })
@@ -248,6 +261,7 @@ pub fn cpu() -> Selected {
         device: Device::flex(),
         description: "cpu (flex)".to_string(),
         is_cpu: true,
+        max_tensor_bytes: CPU_MAX_TENSOR_BYTES,
     }
 }
 
@@ -262,6 +276,7 @@ mod tests {
             kind,
             driver: String::new(),
             device_kind: DeviceKind::DefaultDevice,
+            max_buffer_bytes: 128 << 20,
         }
     }
 

@@ -34,6 +34,8 @@ pub struct TestDevice {
     pub name: &'static str,
     pub device: Device,
     pub tolerance: f32,
+    /// Largest single tensor the device holds (bytes).
+    pub max_tensor_bytes: u64,
 }
 
 /// The CPU (flex) device and a wgpu device. A machine where wgpu finds no adapter fails here:
@@ -49,11 +51,13 @@ pub fn test_devices() -> Vec<TestDevice> {
             name: "flex",
             device: Device::flex(),
             tolerance: CPU_TOLERANCE,
+            max_tensor_bytes: device::CPU_MAX_TENSOR_BYTES,
         },
         TestDevice {
             name: "wgpu",
             device: gpu.device,
             tolerance: GPU_TOLERANCE,
+            max_tensor_bytes: gpu.max_tensor_bytes,
         },
     ]
 }
