@@ -159,8 +159,9 @@ pub fn list_adapters() -> Vec<AdapterInfo> {
         for adapter in adapters {
             let info = adapter.get_info();
             let limits = adapter.limits();
-            let max_buffer_bytes =
-                (limits.max_storage_buffer_binding_size as u64).min(limits.max_buffer_size);
+            let max_buffer_bytes = limits
+                .max_storage_buffer_binding_size
+                .min(limits.max_buffer_size);
             let kind = AdapterKind::from_wgpu(info.device_type);
             let same_kind = out
                 .iter()

@@ -119,7 +119,7 @@ fn large_images_are_tiled_only_when_needed() {
         "{t:?}"
     );
     assert!(
-        t.tile >= 16 && t.tile % 8 == 0 && t.overlap == t.tile / 4,
+        t.tile >= 16 && t.tile.is_multiple_of(8) && t.overlap == t.tile / 4,
         "{t:?}"
     );
 

@@ -53,7 +53,11 @@ impl FromStr for WorkSize {
             height: parse(h)?,
             width: parse(w)?,
         };
-        if size.height < 8 || size.width < 8 || size.height % 4 != 0 || size.width % 4 != 0 {
+        if size.height < 8
+            || size.width < 8
+            || !size.height.is_multiple_of(4)
+            || !size.width.is_multiple_of(4)
+        {
             return Err(format!(
                 "size {size}: height and width must be multiples of 4 and at least 8"
             ));
