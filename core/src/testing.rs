@@ -159,6 +159,17 @@ pub fn formula_value(key: &str, shape: &[usize]) -> Vec<f32> {
 /// Writes formula weights for every parameter of `module` (named and shaped as PyTorch
 /// state-dict entries) to a safetensors file at `path`, so they load through the real loader.
 pub fn write_formula_weights<M: burn::module::Module>(module: M, path: &std::path::Path) {
+    write_formula_weights_as(module, path, safetensors::Dtype::F32, |k| k.to_string())
+}
+
+/// [`write_formula_weights`] in `dtype` (F32 or F16), with `rename` mapping a module path to
+/// its key in the file (for modules whose paths differ from the PyTorch names).
+pub fn write_formula_weights_as<M: burn::module::Module>(
+    module: M,
+    path: &std::path::Path,
+    dtype: safetensors::Dtype,
+    rename: impl Fn(&str) -> String,
+) {
     use crate::weights::{LoadOptions, load_module};
     let opts = LoadOptions {
         allow_partial: true,
@@ -169,11 +180,16 @@ pub fn write_formula_weights<M: burn::module::Module>(module: M, path: &std::pat
         .missing
         .iter()
         .map(|(k, shape)| {
-            let bytes = formula_value(k, shape)
-                .iter()
-                .flat_map(|v| v.to_le_bytes())
-                .collect();
-            (k.clone(), shape.clone(), bytes)
+            let key = rename(k);
+            let values = formula_value(&key, shape);
+            let bytes = match dtype {
+                safetensors::Dtype::F16 => values
+                    .iter()
+                    .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+                    .collect(),
+                _ => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            };
+            (key, shape.clone(), bytes)
         })
         .collect();
     let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
@@ -181,8 +197,7 @@ pub fn write_formula_weights<M: burn::module::Module>(module: M, path: &std::pat
         .map(|(k, s, b)| {
             (
                 k.clone(),
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
-                    .expect("view"),
+                safetensors::tensor::TensorView::new(dtype, s.clone(), b).expect("view"),
             )
         })
         .collect();

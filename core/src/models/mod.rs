@@ -1,5 +1,8 @@
 //! Networks, with field names that mirror the reference state-dict names.
 
 pub mod asym_decoder;
+pub mod attention;
 pub mod augan;
+pub mod clip;
+pub mod unet;
 pub mod vae;

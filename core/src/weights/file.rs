@@ -178,6 +178,37 @@ impl SafetensorsFile {
     }
 }
 
+impl SafetensorsFile {
+    /// Reads an integer tensor (I32, I64, U8, ...) as i64 values (token ids, buffers).
+    pub fn read_ints(&self, key: &str) -> Result<Vec<i64>, WeightsError> {
+        let bad = |problem: String| WeightsError::BadFile {
+            path: self.path.clone(),
+            problem,
+        };
+        let entry = self
+            .tensors
+            .get(key)
+            .ok_or_else(|| bad(format!("no tensor named '{key}'")))?;
+        let b = &self.map[entry.range.0..entry.range.1];
+        Ok(match entry.dtype {
+            Dtype::I64 => b
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
+                .collect(),
+            Dtype::I32 => b
+                .chunks_exact(4)
+                .map(|c| i32::from_le_bytes(c.try_into().expect("4 bytes")) as i64)
+                .collect(),
+            Dtype::U8 => b.iter().map(|&v| v as i64).collect(),
+            other => {
+                return Err(bad(format!(
+                    "tensor '{key}' has dtype {other:?}, not an integer type"
+                )));
+            }
+        })
+    }
+}
+
 /// The float type of a safetensors dtype, if it is one we read.
 pub fn float_type(dtype: Dtype) -> Option<FloatType> {
     match dtype {

@@ -7,6 +7,7 @@
 //!   `[out, in, 1, 1]` weight (1x1-conv-shaped attention projections in old VAE files) is
 //!   accepted for a Linear too.
 //! * norm layers' `gamma` / `beta` are PyTorch's `weight` / `bias`.
+//! * enum variant names (a module that is a conv or a linear by config) are not path segments.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -289,12 +290,18 @@ impl Loader<'_> {
 
 impl ModuleMapper for Loader<'_> {
     fn enter_module(&mut self, name: &str, container_type: &str) {
-        self.path.push(name.to_string());
+        // Enum variant names are not part of PyTorch paths (`proj_in.weight`, not
+        // `proj_in.Conv.weight`).
+        if !container_type.starts_with("Enum:") {
+            self.path.push(name.to_string());
+        }
         self.containers.push(container_type.to_string());
     }
 
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.path.pop();
+    fn exit_module(&mut self, _name: &str, container_type: &str) {
+        if !container_type.starts_with("Enum:") {
+            self.path.pop();
+        }
         self.containers.pop();
     }
 

@@ -1,0 +1,259 @@
+//! CLIP text encoder (transformers `CLIPTextModel`) as SD 1.x uses it: token + position
+//! embeddings, pre-LayerNorm encoder layers with causal self-attention and quick-GELU MLPs, a
+//! final LayerNorm; the output is the last hidden state `[B, 77, 768]`.
+//!
+//! Weights load from `text_encoder/model.safetensors` with transformers 5 names
+//! (`embeddings.*`, `encoder.layers.N.*`) or transformers 4 names (the same under
+//! `text_model.`, plus a `position_ids` buffer that is ignored).
+
+use std::path::Path;
+
+use burn::module::Module;
+use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::tensor::activation::{gelu, sigmoid};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use serde::Deserialize;
+
+use super::attention::{merge_heads, sdpa, split_heads};
+use crate::weights::{
+    self, KeyRemap, LoadOptions, LoadReport, SafetensorsFile, WeightsError, load_module,
+};
+
+/// `config.json` of a transformers `CLIPTextModel` (unknown keys ignored).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct ClipTextConfig {
+    #[serde(default = "d_vocab")]
+    pub vocab_size: usize,
+    #[serde(default = "d_hidden")]
+    pub hidden_size: usize,
+    #[serde(default = "d_inter")]
+    pub intermediate_size: usize,
+    #[serde(default = "d_layers")]
+    pub num_hidden_layers: usize,
+    #[serde(default = "d_heads")]
+    pub num_attention_heads: usize,
+    #[serde(default = "d_pos")]
+    pub max_position_embeddings: usize,
+    #[serde(default = "d_act")]
+    pub hidden_act: String,
+    #[serde(default = "d_eps")]
+    pub layer_norm_eps: f64,
+}
+
+fn d_vocab() -> usize {
+    49408
+}
+fn d_hidden() -> usize {
+    768
+}
+fn d_inter() -> usize {
+    3072
+}
+fn d_layers() -> usize {
+    12
+}
+fn d_heads() -> usize {
+    12
+}
+fn d_pos() -> usize {
+    77
+}
+fn d_act() -> String {
+    "quick_gelu".into()
+}
+fn d_eps() -> f64 {
+    1e-5
+}
+
+impl ClipTextConfig {
+    /// SD 1.x's text encoder (CLIP ViT-L/14).
+    pub fn sd1() -> Self {
+        serde_json::from_str("{}").expect("defaults")
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if !matches!(self.hidden_act.as_str(), "quick_gelu" | "gelu") {
+            return Err(format!("hidden_act '{}' is not supported", self.hidden_act));
+        }
+        if self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
+            return Err(format!(
+                "hidden_size {} is not divisible by {} heads",
+                self.hidden_size, self.num_attention_heads
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct ClipEmbeddings {
+    pub token_embedding: Embedding,
+    pub position_embedding: Embedding,
+}
+
+#[derive(Module, Debug)]
+pub struct ClipAttention {
+    pub q_proj: Linear,
+    pub k_proj: Linear,
+    pub v_proj: Linear,
+    pub out_proj: Linear,
+    #[module(skip)]
+    pub heads: usize,
+}
+
+#[derive(Module, Debug)]
+pub struct ClipMlp {
+    pub fc1: Linear,
+    pub fc2: Linear,
+}
+
+#[derive(Module, Debug)]
+pub struct ClipEncoderLayer {
+    pub layer_norm1: LayerNorm,
+    pub self_attn: ClipAttention,
+    pub layer_norm2: LayerNorm,
+    pub mlp: ClipMlp,
+}
+
+#[derive(Module, Debug)]
+pub struct ClipEncoder {
+    pub layers: Vec<ClipEncoderLayer>,
+}
+
+#[derive(Module, Debug)]
+pub struct ClipTextModel {
+    pub embeddings: ClipEmbeddings,
+    pub encoder: ClipEncoder,
+    pub final_layer_norm: LayerNorm,
+    #[module(skip)]
+    pub quick_gelu: bool,
+}
+
+impl ClipTextModel {
+    pub fn new(c: &ClipTextConfig, device: &Device) -> Self {
+        let d = c.hidden_size;
+        let ln = || {
+            LayerNormConfig::new(d)
+                .with_epsilon(c.layer_norm_eps)
+                .init(device)
+        };
+        let lin = |i: usize, o: usize| LinearConfig::new(i, o).init(device);
+        ClipTextModel {
+            embeddings: ClipEmbeddings {
+                token_embedding: EmbeddingConfig::new(c.vocab_size, d).init(device),
+                position_embedding: EmbeddingConfig::new(c.max_position_embeddings, d).init(device),
+            },
+            encoder: ClipEncoder {
+                layers: (0..c.num_hidden_layers)
+                    .map(|_| ClipEncoderLayer {
+                        layer_norm1: ln(),
+                        self_attn: ClipAttention {
+                            q_proj: lin(d, d),
+                            k_proj: lin(d, d),
+                            v_proj: lin(d, d),
+                            out_proj: lin(d, d),
+                            heads: c.num_attention_heads,
+                        },
+                        layer_norm2: ln(),
+                        mlp: ClipMlp {
+                            fc1: lin(d, c.intermediate_size),
+                            fc2: lin(c.intermediate_size, d),
+                        },
+                    })
+                    .collect(),
+            },
+            final_layer_norm: ln(),
+            quick_gelu: c.hidden_act == "quick_gelu",
+        }
+    }
+
+    /// The last hidden state for token ids `[B, T]` (T ≤ max_position_embeddings).
+    pub fn forward(&self, ids: Tensor<2, Int>) -> Tensor<3> {
+        self.forward_hidden(ids, 0)
+    }
+
+    /// The hidden state `skip` layers before the last, through the final LayerNorm
+    /// ("CLIP skip"; 0 = the last hidden state).
+    pub fn forward_hidden(&self, ids: Tensor<2, Int>, skip: usize) -> Tensor<3> {
+        let [b, t] = ids.dims();
+        let device = ids.device();
+        let pos: Tensor<2, Int> = Tensor::<1, Int>::arange(0..t as i64, &device)
+            .reshape([1, t])
+            .repeat_dim(0, b);
+        let mut x = self.embeddings.token_embedding.forward(ids)
+            + self.embeddings.position_embedding.forward(pos);
+        let n = self.encoder.layers.len().saturating_sub(skip);
+        for layer in &self.encoder.layers[..n] {
+            let r = x.clone();
+            let h = layer.layer_norm1.forward(x);
+            let a = &layer.self_attn;
+            let q = split_heads(a.q_proj.forward(h.clone()), a.heads);
+            let k = split_heads(a.k_proj.forward(h.clone()), a.heads);
+            let v = split_heads(a.v_proj.forward(h), a.heads);
+            let o = a.out_proj.forward(merge_heads(sdpa(q, k, v, true)));
+            x = r + o;
+            let r = x.clone();
+            let h = layer.mlp.fc1.forward(layer.layer_norm2.forward(x));
+            let h = if self.quick_gelu {
+                h.clone() * sigmoid(h * 1.702)
+            } else {
+                gelu(h)
+            };
+            x = r + layer.mlp.fc2.forward(h);
+        }
+        self.final_layer_norm.forward(x)
+    }
+}
+
+/// transformers 4 names (`text_model.` prefix) to ours; the `position_ids` buffer is dropped.
+pub fn remap() -> KeyRemap {
+    KeyRemap::new()
+        .ignore(r"(^|\.)embeddings\.position_ids$")
+        .rule(r"^text_model\.", "")
+}
+
+/// Token ids on a device.
+pub fn ids_tensor(ids: &[Vec<u32>], device: &Device) -> Tensor<2, Int> {
+    let b = ids.len();
+    let t = ids.first().map(Vec::len).unwrap_or(0);
+    let flat: Vec<i64> = ids.iter().flatten().map(|&i| i as i64).collect();
+    Tensor::from_data(TensorData::new(flat, [b, t]), device)
+}
+
+/// A loaded text encoder.
+pub struct LoadedClip {
+    pub model: ClipTextModel,
+    pub config: ClipTextConfig,
+    pub report: LoadReport,
+}
+
+/// Loads from a transformers folder (`text_encoder/`: config.json + model.safetensors).
+pub fn load_folder(dir: impl AsRef<Path>, device: &Device) -> Result<LoadedClip, WeightsError> {
+    let comp = weights::component_files(&dir)?;
+    let config: ClipTextConfig = comp.config()?;
+    config
+        .validate()
+        .map_err(|problem| WeightsError::BadConfig {
+            path: comp.config.clone(),
+            problem,
+        })?;
+    load_files(&comp.open()?, config, device)
+}
+
+/// Loads weights (either naming) into a model built from `config`.
+pub fn load_files(
+    files: &[SafetensorsFile],
+    config: ClipTextConfig,
+    device: &Device,
+) -> Result<LoadedClip, WeightsError> {
+    let options = LoadOptions {
+        remap: remap(),
+        allow_partial: false,
+    };
+    let (model, report) = load_module(ClipTextModel::new(&config, device), files, &options)?;
+    Ok(LoadedClip {
+        model,
+        config,
+        report,
+    })
+}
