@@ -41,7 +41,7 @@ pub fn sdpa_within(
         .map(|s| {
             let e = (s + slice).min(n);
             let qs = q.clone().slice([0..b, 0..h, s..e, 0..d]);
-            attention(qs, k.clone(), v.clone(), None, None, options.clone())
+            attention(qs, k.clone(), v.clone(), None, None, options)
         })
         .collect();
     Tensor::cat(parts, 2)

@@ -75,7 +75,9 @@ impl ClipTextConfig {
         if !matches!(self.hidden_act.as_str(), "quick_gelu" | "gelu") {
             return Err(format!("hidden_act '{}' is not supported", self.hidden_act));
         }
-        if self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
+        if self.num_attention_heads == 0
+            || !self.hidden_size.is_multiple_of(self.num_attention_heads)
+        {
             return Err(format!(
                 "hidden_size {} is not divisible by {} heads",
                 self.hidden_size, self.num_attention_heads

@@ -4,5 +4,6 @@ pub mod asym_decoder;
 pub mod attention;
 pub mod augan;
 pub mod clip;
+pub mod tokenizer;
 pub mod unet;
 pub mod vae;
