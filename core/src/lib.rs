@@ -3,6 +3,7 @@
 //! * [`device`]: where models run (wgpu GPU or the flex CPU backend).
 //! * [`imaging`]: image files in and out (atomic PNG writes), image <-> tensor.
 //! * [`pipelines`]: request -> result flows shared by the CLI and the GUI.
+//! * [`schedulers`]: DDIM, PNDM, Euler (ancestral), DPM++ 2M (Karras), as diffusers.
 //! * [`models`]: the networks (AU-GAN, ...).
 //! * [`weights`]: safetensors files and diffusers folders into burn modules, with a report.
 //! * [`testing`]: helpers the parity tests share (reading reference fixtures, comparing).
@@ -11,5 +12,6 @@ pub mod device;
 pub mod imaging;
 pub mod models;
 pub mod pipelines;
+pub mod schedulers;
 pub mod testing;
 pub mod weights;
