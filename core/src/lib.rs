@@ -12,6 +12,7 @@ pub mod device;
 pub mod imaging;
 pub mod models;
 pub mod pipelines;
+pub mod progress;
 pub mod schedulers;
 pub mod testing;
 pub mod weights;

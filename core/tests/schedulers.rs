@@ -76,8 +76,12 @@ fn run(name: &str, kind: SchedulerKind, config: SchedulerConfig, n: usize, eta: 
     assert!(err < 1e-5, "{name}: add_noise {err}");
 }
 
+/// The fixture's config names its spacing explicitly ("leading").
 fn sd15() -> SchedulerConfig {
-    SchedulerConfig::sd15()
+    SchedulerConfig {
+        timestep_spacing: Some("leading".into()),
+        ..SchedulerConfig::sd15()
+    }
 }
 
 #[test]
@@ -85,7 +89,7 @@ fn ddim() {
     run("ddim", SchedulerKind::Ddim, sd15(), 10, 0.0);
     run("ddim_eta", SchedulerKind::Ddim, sd15(), 7, 0.5);
     let trailing = SchedulerConfig {
-        timestep_spacing: "trailing".into(),
+        timestep_spacing: Some("trailing".into()),
         ..sd15()
     };
     run("ddim_trailing", SchedulerKind::Ddim, trailing, 6, 0.0);
@@ -114,7 +118,7 @@ fn dpmpp_2m_with_and_without_karras() {
         0.0,
     );
     let linspace = SchedulerConfig {
-        timestep_spacing: "linspace".into(),
+        timestep_spacing: Some("linspace".into()),
         ..sd15()
     };
     run(

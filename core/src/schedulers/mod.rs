@@ -23,12 +23,21 @@ pub struct SchedulerConfig {
     pub beta_schedule: String,
     #[serde(default)]
     pub steps_offset: usize,
-    #[serde(default = "d_spacing")]
-    pub timestep_spacing: String,
+    /// `leading`, `trailing` or `linspace`; when the config does not say, each scheduler uses
+    /// its diffusers default (DDIM / PNDM `leading`, Euler / DPM++ `linspace`), as diffusers
+    /// does when a pipeline switches schedulers with `from_config`.
+    #[serde(default)]
+    pub timestep_spacing: Option<String>,
     #[serde(default)]
     pub set_alpha_to_one: bool,
     #[serde(default = "d_pred")]
     pub prediction_type: String,
+    /// DDIM clips its x0 prediction to ±`clip_sample_range` (diffusers' DDIM default is on;
+    /// SD 1.5's own scheduler config turns it off).
+    #[serde(default)]
+    pub clip_sample: Option<bool>,
+    #[serde(default = "d_clip_range")]
+    pub clip_sample_range: f64,
 }
 
 fn d_train() -> usize {
@@ -43,8 +52,8 @@ fn d_end() -> f64 {
 fn d_schedule() -> String {
     "scaled_linear".into()
 }
-fn d_spacing() -> String {
-    "leading".into()
+fn d_clip_range() -> f64 {
+    1.0
 }
 fn d_pred() -> String {
     "epsilon".into()
@@ -60,9 +69,11 @@ impl SchedulerConfig {
             beta_end: 0.012,
             beta_schedule: "scaled_linear".into(),
             steps_offset: 1,
-            timestep_spacing: "leading".into(),
+            timestep_spacing: None,
             set_alpha_to_one: false,
             prediction_type: "epsilon".into(),
+            clip_sample: Some(false),
+            clip_sample_range: 1.0,
         }
     }
 
@@ -73,14 +84,10 @@ impl SchedulerConfig {
                 self.beta_schedule
             ));
         }
-        if !matches!(
-            self.timestep_spacing.as_str(),
-            "leading" | "trailing" | "linspace"
-        ) {
-            return Err(format!(
-                "timestep_spacing '{}' is not supported",
-                self.timestep_spacing
-            ));
+        if let Some(t) = &self.timestep_spacing
+            && !matches!(t.as_str(), "leading" | "trailing" | "linspace")
+        {
+            return Err(format!("timestep_spacing '{t}' is not supported"));
         }
         if self.prediction_type != "epsilon" {
             return Err(format!(
@@ -192,6 +199,8 @@ impl std::str::FromStr for SchedulerKind {
 pub struct Scheduler {
     pub kind: SchedulerKind,
     pub config: SchedulerConfig,
+    /// The timestep spacing in effect.
+    pub spacing: String,
     alphas_cumprod: Vec<f64>,
     /// Timesteps to run, in order (PNDM repeats one).
     pub timesteps: Vec<f64>,
@@ -253,8 +262,16 @@ fn sigma_to_t(sigma: f64, log_sigmas: &[f64]) -> f64 {
 
 impl Scheduler {
     pub fn new(kind: SchedulerKind, config: SchedulerConfig) -> Self {
+        let spacing = config.timestep_spacing.clone().unwrap_or_else(|| {
+            match kind {
+                SchedulerKind::Ddim | SchedulerKind::Pndm => "leading",
+                _ => "linspace",
+            }
+            .to_string()
+        });
         Scheduler {
             kind,
+            spacing,
             alphas_cumprod: config.alphas_cumprod(),
             config,
             timesteps: vec![],
@@ -273,7 +290,7 @@ impl Scheduler {
     /// Integer timesteps of the "leading" / "trailing" / "linspace" spacing.
     fn spaced(&self, n: usize) -> Vec<f64> {
         let t = self.config.num_train_timesteps;
-        match self.config.timestep_spacing.as_str() {
+        match self.spacing.as_str() {
             "linspace" => (0..n)
                 .rev()
                 .map(|i| {
@@ -335,7 +352,7 @@ impl Scheduler {
                 self.timesteps = plms;
             }
             SchedulerKind::Euler | SchedulerKind::EulerAncestral => {
-                let ts = match self.config.timestep_spacing.as_str() {
+                let ts = match self.spacing.as_str() {
                     "linspace" => (0..n)
                         .rev()
                         .map(|i| {
@@ -358,7 +375,7 @@ impl Scheduler {
             }
             SchedulerKind::DpmPp2m | SchedulerKind::DpmPp2mKarras => {
                 // Spacing over n + 1 points, dropping the last (diffusers).
-                let ts: Vec<f64> = match self.config.timestep_spacing.as_str() {
+                let ts: Vec<f64> = match self.spacing.as_str() {
                     "linspace" => (0..=n)
                         .rev()
                         .map(|i| (i as f64 * (train - 1) as f64 / n as f64).round())
@@ -406,10 +423,7 @@ impl Scheduler {
         match self.kind {
             SchedulerKind::Euler | SchedulerKind::EulerAncestral => {
                 let max = self.sigmas.iter().cloned().fold(0.0, f64::max);
-                if matches!(
-                    self.config.timestep_spacing.as_str(),
-                    "linspace" | "trailing"
-                ) {
+                if matches!(self.spacing.as_str(), "linspace" | "trailing") {
                     max
                 } else {
                     (max * max + 1.0).sqrt()
@@ -477,7 +491,11 @@ impl Scheduler {
                     self.final_alpha()
                 };
                 let b_t = 1.0 - a_t;
-                let x0 = (sample - eps.clone() * b_t.sqrt()) / a_t.sqrt();
+                let mut x0 = (sample - eps.clone() * b_t.sqrt()) / a_t.sqrt();
+                if self.config.clip_sample.unwrap_or(true) {
+                    let r = self.config.clip_sample_range;
+                    x0 = x0.clamp(-r, r);
+                }
                 let variance = (1.0 - a_prev) / (1.0 - a_t) * (1.0 - a_t / a_prev);
                 let std = self.eta * variance.sqrt();
                 let dir = eps * (1.0 - a_prev - std * std).max(0.0).sqrt();
