@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use clearpaint_core::device::{self, DEVICE_ENV, DeviceChoice};
 use clearpaint_core::weights::{self, SafetensorsFile};
 
+mod inpaint;
 mod weather;
 
 #[derive(Parser, Debug)]
@@ -36,6 +37,8 @@ fn parse_device(s: &str) -> Result<DeviceChoice, String> {
 enum Command {
     /// List the compute devices found and say which one each --device choice uses.
     Devices,
+    /// Inpaint / locally edit an image with Stable Diffusion 1.x and the asymmetric decoder.
+    Inpaint(Box<inpaint::InpaintArgs>),
     /// Night / rainy night to day with AU-GAN (optionally with its uncertainty map).
     Weather(weather::WeatherArgs),
     /// Check weight files or diffusers model folders: open, validate, and summarise them.
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
         Command::Devices => devices(cli.device),
         Command::Weights { paths } => weights_cmd(paths),
         Command::Weather(args) => weather::run(args, cli.device),
+        Command::Inpaint(args) => inpaint::run(args, cli.device),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -144,3 +144,29 @@ fn wgpu_agrees_with_flex() {
     assert!(err <= 1e-3, "{err}");
     let _ = Device::flex();
 }
+
+#[test]
+fn cancelling_stops_within_a_step() {
+    let io = SafetensorsFile::open(fixture("pipeline_io.safetensors")).unwrap();
+    let (image, mask, latents) = inputs(&io);
+    let models = load(9, DecoderChoice::Standard, &device::cpu());
+    let mut req = request(SchedulerKind::Ddim, 7.5, DecoderChoice::Standard, latents);
+    req.steps = 20;
+    let cancel = CancelToken::new();
+    let steps = std::sync::atomic::AtomicUsize::new(0);
+    let progress = |stage: &str, done: usize, _total: usize| {
+        if stage == "denoise" {
+            steps.store(done, std::sync::atomic::Ordering::SeqCst);
+            if done == 3 {
+                cancel.cancel();
+            }
+        }
+    };
+    let r = inpaint::run(&models, &image, &mask, &req, &progress, &cancel);
+    assert!(matches!(r, Err(inpaint::InpaintError::Cancelled)));
+    assert_eq!(
+        steps.load(std::sync::atomic::Ordering::SeqCst),
+        3,
+        "stopped at the next step"
+    );
+}

@@ -384,8 +384,11 @@ pub fn run(
     progress: &dyn Progress,
     cancel: &CancelToken,
 ) -> Result<InpaintOutput, InpaintError> {
-    if req.steps == 0 {
-        return Err(InpaintError::Request("--steps must be at least 1".into()));
+    if req.steps == 0 || req.steps > models.scheduler_config.num_train_timesteps {
+        return Err(InpaintError::Request(format!(
+            "--steps must be between 1 and {}",
+            models.scheduler_config.num_train_timesteps
+        )));
     }
     if !(0.0..=1.0).contains(&req.strength) {
         return Err(InpaintError::Request(format!(

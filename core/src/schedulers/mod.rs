@@ -459,7 +459,8 @@ impl Scheduler {
     }
 
     fn alpha(&self, t: f64) -> f64 {
-        self.alphas_cumprod[t as usize]
+        // steps_offset can push the first "leading" timestep to num_train_timesteps.
+        self.alphas_cumprod[(t.max(0.0) as usize).min(self.alphas_cumprod.len() - 1)]
     }
 
     fn final_alpha(&self) -> f64 {

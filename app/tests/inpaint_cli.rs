@@ -1,0 +1,396 @@
+//! `clearpaint inpaint` end to end on the tiny diffusers pipeline fixtures: sizes, alpha,
+//! 16-bit / grayscale / EXIF-rotated inputs, mask size handling, bit-exact paste-back and crop,
+//! A1111 metadata, clear errors, and no output when a run is interrupted.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use image::{GenericImageView, GrayImage, Luma, Rgba, RgbaImage};
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tools/reference/fixtures")
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn clearpaint(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_clearpaint"))
+        .args(args)
+        .env("CLEARPAINT_DEVICE", "cpu")
+        .output()
+        .expect("run clearpaint")
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+fn picture(w: u32, h: u32) -> RgbaImage {
+    RgbaImage::from_fn(w, h, |x, y| {
+        Rgba([
+            (x * 7 % 256) as u8,
+            (y * 5 % 256) as u8,
+            ((x + y) % 256) as u8,
+            255,
+        ])
+    })
+}
+
+fn rect_mask(w: u32, h: u32, x0: u32, y0: u32, x1: u32, y1: u32) -> GrayImage {
+    GrayImage::from_fn(w, h, |x, y| {
+        Luma([if x >= x0 && x < x1 && y >= y0 && y < y1 {
+            255
+        } else {
+            0
+        }])
+    })
+}
+
+fn base_args<'a>(model: &'a str, image: &'a str, mask: &'a str, out: &'a str) -> Vec<&'a str> {
+    vec![
+        "inpaint",
+        "--model",
+        model,
+        "--image",
+        image,
+        "--mask",
+        mask,
+        "--out",
+        out,
+        "--prompt",
+        "a red fox",
+        "--steps",
+        "2",
+        "--seed",
+        "7",
+        "--scheduler",
+        "ddim",
+    ]
+}
+
+#[test]
+fn odd_size_rgba_with_bit_exact_paste_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut img = picture(97, 61);
+    for x in 0..97 {
+        img.put_pixel(x, 3, Rgba([1, 2, 3, (x * 2) as u8])); // varied alpha
+    }
+    let (ip, mp, op) = (
+        dir.path().join("in.png"),
+        dir.path().join("m.png"),
+        dir.path().join("out.png"),
+    );
+    img.save(&ip).unwrap();
+    let mask = rect_mask(97, 61, 20, 10, 50, 40);
+    mask.save(&mp).unwrap();
+    let model = fixtures().join("tiny_sd_inpaint9");
+    let mut a = base_args(s(&model), s(&ip), s(&mp), s(&op));
+    a.extend(["--region", "full", "--mask-blur", "0", "--paste-back", "on"]);
+    let o = clearpaint(&a);
+    assert!(o.status.success(), "{}", err(&o));
+    let out = image::open(&op).unwrap();
+    assert_eq!(out.dimensions(), (97, 61));
+    assert_eq!(out.color(), image::ColorType::Rgba8);
+    let out = out.to_rgba8();
+    let mut changed = 0;
+    for (x, y, p) in out.enumerate_pixels() {
+        if mask.get_pixel(x, y)[0] == 0 {
+            assert_eq!(p, img.get_pixel(x, y), "unmasked pixel ({x}, {y}) changed");
+        } else if p != img.get_pixel(x, y) {
+            changed += 1;
+        }
+    }
+    assert!(changed > 100, "the masked area was not repainted");
+    // A1111-style parameters.
+    let text = clearpaint_core::imaging::png_text(&op).unwrap();
+    let params = &text
+        .iter()
+        .find(|(k, _)| k == "parameters")
+        .expect("parameters chunk")
+        .1;
+    assert!(
+        params.starts_with(
+            "a red fox\nSteps: 2, Sampler: DDIM, CFG scale: 7.5, Seed: 7, Size: 97x61"
+        ),
+        "{params}"
+    );
+}
+
+#[test]
+fn crop_mode_leaves_everything_outside_the_crop_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = picture(120, 90);
+    let (ip, mp, op) = (
+        dir.path().join("in.png"),
+        dir.path().join("m.png"),
+        dir.path().join("out.png"),
+    );
+    img.save(&ip).unwrap();
+    rect_mask(120, 90, 60, 40, 70, 52).save(&mp).unwrap();
+    let model = fixtures().join("tiny_sd_inpaint4");
+    let mut a = base_args(s(&model), s(&ip), s(&mp), s(&op));
+    a.extend([
+        "--region",
+        "crop",
+        "--crop-padding",
+        "8",
+        "--paste-back",
+        "off",
+        "--decoder",
+        "standard",
+    ]);
+    let o = clearpaint(&a);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(
+        err(&o).contains("working on the mask's region 26x28 at (52, 32)"),
+        "{}",
+        err(&o)
+    );
+    let out = image::open(&op).unwrap().to_rgba8();
+    assert_eq!(out.dimensions(), (120, 90));
+    for (x, y, p) in out.enumerate_pixels() {
+        let inside = (52..78).contains(&x) && (32..60).contains(&y);
+        if !inside {
+            assert_eq!(
+                p,
+                img.get_pixel(x, y),
+                "pixel ({x}, {y}) outside the crop changed"
+            );
+        }
+    }
+}
+
+#[test]
+fn sixteen_bit_gray_and_exif_rotated_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = fixtures().join("tiny_sd_inpaint9");
+    let asym = fixtures().join("vae_asym_tiny");
+    // 16-bit RGB PNG.
+    let img16 = image::ImageBuffer::<image::Rgb<u16>, _>::from_fn(48, 40, |x, y| {
+        image::Rgb([x as u16 * 1300, y as u16 * 1600, 30000])
+    });
+    let p16 = dir.path().join("sixteen.png");
+    img16.save(&p16).unwrap();
+    // Grayscale PNG.
+    let pg = dir.path().join("gray.png");
+    GrayImage::from_fn(48, 40, |x, y| Luma([(x * 5 + y) as u8]))
+        .save(&pg)
+        .unwrap();
+    let mp = dir.path().join("m.png");
+    rect_mask(48, 40, 10, 10, 30, 30).save(&mp).unwrap();
+    for (name, input) in [("sixteen", &p16), ("gray", &pg)] {
+        let op = dir.path().join(format!("{name}_out.png"));
+        let mut a = base_args(s(&model), s(input), s(&mp), s(&op));
+        a.extend(["--vae", s(&asym)]);
+        let o = clearpaint(&a);
+        assert!(o.status.success(), "{name}: {}", err(&o));
+        assert_eq!(image::open(&op).unwrap().dimensions(), (48, 40), "{name}");
+    }
+    // A JPEG stored 40 wide x 48 high with EXIF orientation 6 (rotate 90° clockwise) is 48x40 upright.
+    let stored = image::DynamicImage::ImageRgba8(picture(40, 48)).to_rgb8();
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 95)
+        .encode_image(&stored)
+        .unwrap();
+    let exif: Vec<u8> = [
+        &b"Exif\0\0"[..],
+        b"MM\0\x2a\0\0\0\x08", // big-endian TIFF header, IFD at 8
+        b"\0\x01",             // one entry
+        b"\x01\x12\0\x03\0\0\0\x01\0\x06\0\0", // Orientation (0x0112), SHORT, 1, value 6
+        b"\0\0\0\0",           // no next IFD
+    ]
+    .concat();
+    let mut with_exif = vec![0xFF, 0xD8, 0xFF, 0xE1];
+    with_exif.extend_from_slice(&((exif.len() + 2) as u16).to_be_bytes());
+    with_exif.extend_from_slice(&exif);
+    with_exif.extend_from_slice(&jpeg[2..]);
+    let pj = dir.path().join("rotated.jpg");
+    std::fs::write(&pj, &with_exif).unwrap();
+    assert_eq!(
+        clearpaint_core::imaging::load(&pj)
+            .unwrap()
+            .rgba
+            .dimensions(),
+        (48, 40)
+    );
+    let op = dir.path().join("rotated_out.png");
+    let o = clearpaint(&base_args(s(&model), s(&pj), s(&mp), s(&op)));
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(image::open(&op).unwrap().dimensions(), (48, 40));
+}
+
+#[test]
+fn a_mask_of_another_size_is_resized_with_a_note() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ip, mp, op) = (
+        dir.path().join("in.png"),
+        dir.path().join("m.png"),
+        dir.path().join("out.png"),
+    );
+    picture(64, 48).save(&ip).unwrap();
+    rect_mask(32, 24, 5, 5, 20, 20).save(&mp).unwrap();
+    let model = fixtures().join("tiny_sd_inpaint9");
+    let o = clearpaint(&base_args(s(&model), s(&ip), s(&mp), s(&op)));
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(
+        err(&o).contains("note: mask is 32x24, image is 64x48: the mask was resized to the image"),
+        "{}",
+        err(&o)
+    );
+    assert_eq!(image::open(&op).unwrap().dimensions(), (64, 48));
+}
+
+#[test]
+fn clear_errors_and_nothing_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ip, mp, op) = (
+        dir.path().join("in.png"),
+        dir.path().join("m.png"),
+        dir.path().join("out.png"),
+    );
+    picture(32, 32).save(&ip).unwrap();
+    rect_mask(32, 32, 0, 0, 0, 0).save(&mp).unwrap(); // empty mask
+    let model = fixtures().join("tiny_sd_inpaint9");
+    let o = clearpaint(&base_args(s(&model), s(&ip), s(&mp), s(&op)));
+    assert!(!o.status.success());
+    assert!(err(&o).contains("the mask is empty"), "{}", err(&o));
+    assert!(!op.exists());
+
+    // Missing weights: which files, and where to get them.
+    let o = clearpaint(&base_args(
+        s(&dir.path().join("no-model")),
+        s(&ip),
+        s(&mp),
+        s(&op),
+    ));
+    assert!(!o.status.success());
+    let e = err(&o);
+    assert!(
+        e.contains("no such model folder")
+            && e.contains("unet/")
+            && e.contains("weights/README.md"),
+        "{e}"
+    );
+
+    // --decoder asymmetric without --vae.
+    rect_mask(32, 32, 4, 4, 20, 20).save(&mp).unwrap();
+    let mut a = base_args(s(&model), s(&ip), s(&mp), s(&op));
+    a.extend(["--decoder", "asymmetric"]);
+    let o = clearpaint(&a);
+    assert!(!o.status.success());
+    assert!(err(&o).contains("needs --vae"), "{}", err(&o));
+
+    // A corrupt image.
+    std::fs::write(&ip, b"\x89PNG\r\n\x1a\n broken").unwrap();
+    let o = clearpaint(&base_args(s(&model), s(&ip), s(&mp), s(&op)));
+    assert!(!o.status.success());
+    assert!(err(&o).contains("in.png"), "{}", err(&o));
+    assert!(!op.exists());
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        2,
+        "no stray files"
+    );
+}
+
+#[test]
+fn an_interrupted_run_leaves_no_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ip, mp, op) = (
+        dir.path().join("in.png"),
+        dir.path().join("m.png"),
+        dir.path().join("out.png"),
+    );
+    picture(256, 256).save(&ip).unwrap();
+    rect_mask(256, 256, 10, 10, 60, 60).save(&mp).unwrap();
+    let model = fixtures().join("tiny_sd_inpaint9");
+    let mut a = base_args(s(&model), s(&ip), s(&mp), s(&op));
+    let i = a.iter().position(|x| *x == "2").unwrap();
+    a[i] = "500";
+    a.extend(["--region", "full"]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_clearpaint"))
+        .args(&a)
+        .env("CLEARPAINT_DEVICE", "cpu")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    if let Some(status) = child.try_wait().unwrap() {
+        panic!("the run ended ({status}) before it could be interrupted");
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!op.exists());
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+}
+
+fn write_latents(path: &Path, shape: [usize; 4], values: &[f32]) {
+    let header = format!(
+        r#"{{"latents":{{"dtype":"F32","shape":[{},{},{},{}],"data_offsets":[0,{}]}}}}"#,
+        shape[0],
+        shape[1],
+        shape[2],
+        shape[3],
+        values.len() * 4
+    );
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header.as_bytes());
+    for v in values {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn supplied_latents_fix_the_result_and_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ip, mp) = (dir.path().join("in.png"), dir.path().join("m.png"));
+    picture(40, 32).save(&ip).unwrap();
+    rect_mask(40, 32, 8, 8, 30, 24).save(&mp).unwrap();
+    let model = fixtures().join("tiny_sd_inpaint9");
+    let lat = dir.path().join("latents.safetensors");
+    let values: Vec<f32> = (0..80)
+        .map(|i| ((i * 37 % 17) as f32 - 8.0) / 4.0)
+        .collect();
+    write_latents(&lat, [1, 4, 4, 5], &values);
+    let mut outs = Vec::new();
+    for seed in ["1", "2"] {
+        let op = dir.path().join(format!("out{seed}.png"));
+        let mut a = base_args(s(&model), s(&ip), s(&mp), s(&op));
+        let i = a.iter().position(|x| *x == "7").unwrap();
+        a[i] = seed;
+        a.extend(["--latents", s(&lat), "--region", "full"]);
+        let o = clearpaint(&a);
+        assert!(o.status.success(), "{}", err(&o));
+        outs.push(std::fs::read(&op).unwrap());
+    }
+    let (a, b) = (
+        image::load_from_memory(&outs[0]).unwrap(),
+        image::load_from_memory(&outs[1]).unwrap(),
+    );
+    assert_eq!(
+        a.to_rgba8(),
+        b.to_rgba8(),
+        "the seed must not matter when latents are given"
+    );
+
+    write_latents(&lat, [1, 4, 2, 2], &values[..16]);
+    let op = dir.path().join("bad.png");
+    let mut a = base_args(s(&model), s(&ip), s(&mp), s(&op));
+    a.extend(["--latents", s(&lat), "--region", "full"]);
+    let o = clearpaint(&a);
+    assert!(!o.status.success());
+    assert!(
+        err(&o).contains("--latents holds 16 values; this image needs [1, 4, 4, 5]"),
+        "{}",
+        err(&o)
+    );
+    assert!(!op.exists());
+}
