@@ -34,21 +34,13 @@ pub enum OnOff {
     Off,
 }
 
-#[derive(clap::Args, Debug)]
-pub struct InpaintArgs {
+/// Generation options shared by `inpaint` and `batch inpaint`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct InpaintOptions {
     /// A diffusers pipeline folder (model_index.json, unet/, vae/, text_encoder/, tokenizer/,
     /// scheduler/), e.g. stable-diffusion-v1-5/stable-diffusion-inpainting.
     #[arg(long, value_name = "DIR")]
     pub model: PathBuf,
-    /// The image to edit.
-    #[arg(long, value_name = "FILE")]
-    pub image: PathBuf,
-    /// The mask: white = repaint, black = keep (resized to the image if its size differs).
-    #[arg(long, value_name = "FILE")]
-    pub mask: PathBuf,
-    /// Output PNG (written atomically; never replaced without --overwrite).
-    #[arg(long, value_name = "FILE")]
-    pub out: PathBuf,
     #[arg(long, default_value = "")]
     pub prompt: String,
     #[arg(long, default_value = "")]
@@ -69,13 +61,10 @@ pub struct InpaintArgs {
     pub strength: f64,
     #[arg(long, default_value = "dpmpp-2m-karras", value_parser = parse_scheduler)]
     pub scheduler: SchedulerKind,
-    /// Seed of the initial noise (random when not given; written to the PNG either way).
+    /// Seed of the initial noise (random when not given; written to the PNG either way). In a
+    /// batch, each image's seed is derived from it and the file's relative path.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Initial noise: a .safetensors file with one tensor `latents` of shape [1, 4, H/8, W/8]
-    /// (H, W: the working region padded to a multiple of 8).
-    #[arg(long, value_name = "FILE")]
-    pub latents: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "auto")]
     pub region: RegionArg,
     /// Context around the mask in crop mode (pixels).
@@ -87,8 +76,93 @@ pub struct InpaintArgs {
     /// Keep every unmasked pixel of the input exactly.
     #[arg(long, value_enum, default_value = "on")]
     pub paste_back: OnOff,
+    /// Resize a mask of another size to the image (off: such a mask is an error).
+    #[arg(long, value_enum, default_value = "on")]
+    pub mask_resize: OnOff,
+}
+
+impl InpaintOptions {
+    pub fn decoder(&self) -> DecoderChoice {
+        match (self.decoder, &self.vae) {
+            (Some(DecoderArg::Standard), _) | (None, None) => DecoderChoice::Standard,
+            _ => DecoderChoice::Asymmetric,
+        }
+    }
+
+    pub fn request(&self, seed: u64, latents: Option<Vec<f32>>) -> InpaintRequest {
+        InpaintRequest {
+            prompt: self.prompt.clone(),
+            negative_prompt: self.negative_prompt.clone(),
+            steps: self.steps,
+            guidance: self.guidance,
+            strength: self.strength,
+            scheduler: self.scheduler,
+            seed,
+            latents,
+            region: match self.region {
+                RegionArg::Auto => Region::Auto,
+                RegionArg::Full => Region::Full,
+                RegionArg::Crop => Region::Crop,
+            },
+            crop_padding: self.crop_padding,
+            mask_blur: self.mask_blur,
+            paste_back: self.paste_back == OnOff::On,
+            decoder: self.decoder(),
+            eta: 0.0,
+            resize_mask: self.mask_resize == OnOff::On,
+        }
+    }
+
+    /// Loads the models, with a message naming what is missing when the folder is absent.
+    pub fn load(&self, choice: DeviceChoice) -> Result<InpaintModels> {
+        if !self.model.is_dir() {
+            bail!(
+                "{}: no such model folder. Inpainting needs a diffusers Stable Diffusion 1.x \
+                 folder ({}), e.g. stable-diffusion-v1-5/stable-diffusion-inpainting, and for the \
+                 asymmetric decoder --vae with cross-attention/asymmetric-autoencoder-kl-x-1-5; \
+                 see weights/README.md",
+                self.model.display(),
+                inpaint::REQUIRED
+            );
+        }
+        let selected = device::select(choice)?;
+        eprintln!(
+            "loading {} on {}",
+            self.model.display(),
+            selected.description
+        );
+        InpaintModels::load(&self.model, self.vae.as_deref(), self.decoder(), &selected)
+            .with_context(|| format!("loading {}", self.model.display()))
+    }
+}
+
+/// A random seed (time-based) when none is given.
+pub fn random_seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64 % 4_294_967_296)
+        .unwrap_or(0)
+}
+
+#[derive(clap::Args, Debug)]
+pub struct InpaintArgs {
+    /// The image to edit.
+    #[arg(long, value_name = "FILE")]
+    pub image: PathBuf,
+    /// The mask: white = repaint, black = keep.
+    #[arg(long, value_name = "FILE")]
+    pub mask: PathBuf,
+    /// Output PNG (written atomically; never replaced without --overwrite).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Initial noise: a .safetensors file with one tensor `latents` of shape [1, 4, H/8, W/8]
+    /// (H, W: the working region padded to a multiple of 8).
+    #[arg(long, value_name = "FILE")]
+    pub latents: Option<PathBuf>,
     #[arg(long)]
     pub overwrite: bool,
+    #[command(flatten)]
+    pub opts: InpaintOptions,
 }
 
 fn parse_scheduler(s: &str) -> Result<SchedulerKind, String> {
@@ -103,6 +177,14 @@ fn read_latents(path: &Path) -> Result<Vec<f32>> {
     Ok(f.read_f32("latents")?)
 }
 
+/// The step progress bar of one image.
+pub fn step_bar(bar: &ProgressBar) {
+    bar.set_style(
+        ProgressStyle::with_template("{msg:8} {bar:30} {pos}/{len} {per_sec} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+}
+
 pub fn run(args: &InpaintArgs, choice: DeviceChoice) -> Result<()> {
     if !args.overwrite && args.out.exists() {
         bail!(
@@ -115,64 +197,15 @@ pub fn run(args: &InpaintArgs, choice: DeviceChoice) -> Result<()> {
     {
         bail!("{}: the output folder does not exist", dir.display());
     }
-    let decoder = match (args.decoder, &args.vae) {
-        (Some(DecoderArg::Standard), _) | (None, None) => DecoderChoice::Standard,
-        _ => DecoderChoice::Asymmetric,
-    };
     let loaded = imaging::load(&args.image)?;
     let mask = imaging::load(&args.mask)?;
     let mask = image::DynamicImage::ImageRgba8(mask.rgba).to_luma8();
     let latents = args.latents.as_deref().map(read_latents).transpose()?;
-    let seed = args.seed.unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64 % 4_294_967_296)
-            .unwrap_or(0)
-    });
-
-    if !args.model.is_dir() {
-        bail!(
-            "{}: no such model folder. Inpainting needs a diffusers Stable Diffusion 1.x folder \
-             ({}), e.g. stable-diffusion-v1-5/stable-diffusion-inpainting, and for the \
-             asymmetric decoder --vae with cross-attention/asymmetric-autoencoder-kl-x-1-5; see \
-             weights/README.md",
-            args.model.display(),
-            inpaint::REQUIRED
-        );
-    }
-    let selected = device::select(choice)?;
-    eprintln!(
-        "loading {} on {}",
-        args.model.display(),
-        selected.description
-    );
-    let models = InpaintModels::load(&args.model, args.vae.as_deref(), decoder, &selected)
-        .with_context(|| format!("loading {}", args.model.display()))?;
-    let req = InpaintRequest {
-        prompt: args.prompt.clone(),
-        negative_prompt: args.negative_prompt.clone(),
-        steps: args.steps,
-        guidance: args.guidance,
-        strength: args.strength,
-        scheduler: args.scheduler,
-        seed,
-        latents,
-        region: match args.region {
-            RegionArg::Auto => Region::Auto,
-            RegionArg::Full => Region::Full,
-            RegionArg::Crop => Region::Crop,
-        },
-        crop_padding: args.crop_padding,
-        mask_blur: args.mask_blur,
-        paste_back: args.paste_back == OnOff::On,
-        decoder,
-        eta: 0.0,
-    };
-    let bar = ProgressBar::new(args.steps as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{msg:8} {bar:30} {pos}/{len} {per_sec} eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let seed = args.opts.seed.unwrap_or_else(random_seed);
+    let models = args.opts.load(choice)?;
+    let req = args.opts.request(seed, latents);
+    let bar = ProgressBar::new(req.steps as u64);
+    step_bar(&bar);
     let start = Instant::now();
     let progress = |stage: &str, done: usize, total: usize| {
         bar.set_message(stage.to_string());
@@ -187,18 +220,32 @@ pub fn run(args: &InpaintArgs, choice: DeviceChoice) -> Result<()> {
         eprintln!("note: {note}");
     }
     let (w, h) = out.image.dimensions();
-    let text = vec![
-        ("parameters", inpaint::a1111_parameters(&req, &models, w, h)),
-        (
-            "Software",
-            format!("clearpaint {}", env!("CARGO_PKG_VERSION")),
-        ),
-    ];
-    imaging::save_png(&args.out, &out.image, loaded.has_alpha, &text)?;
+    imaging::save_png(
+        &args.out,
+        &out.image,
+        loaded.has_alpha,
+        &png_text(&req, &models, w, h),
+    )?;
     eprintln!(
         "wrote {} ({w}x{h}, seed {seed}) in {:.1}s",
         args.out.display(),
         start.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// PNG text chunks of an inpainting result.
+pub fn png_text(
+    req: &InpaintRequest,
+    models: &InpaintModels,
+    w: u32,
+    h: u32,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("parameters", inpaint::a1111_parameters(req, models, w, h)),
+        (
+            "Software",
+            format!("clearpaint {}", env!("CARGO_PKG_VERSION")),
+        ),
+    ]
 }

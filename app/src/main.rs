@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use clearpaint_core::device::{self, DEVICE_ENV, DeviceChoice};
 use clearpaint_core::weights::{self, SafetensorsFile};
 
+mod batch;
 mod inpaint;
 mod weather;
 
@@ -39,6 +40,9 @@ enum Command {
     Devices,
     /// Inpaint / locally edit an image with Stable Diffusion 1.x and the asymmetric decoder.
     Inpaint(Box<inpaint::InpaintArgs>),
+    /// Process whole folders (resumable, shardable): `batch inpaint`, `batch weather`.
+    #[command(subcommand)]
+    Batch(batch::BatchCommand),
     /// Night / rainy night to day with AU-GAN (optionally with its uncertainty map).
     Weather(weather::WeatherArgs),
     /// Check weight files or diffusers model folders: open, validate, and summarise them.
@@ -56,6 +60,7 @@ fn main() -> ExitCode {
         Command::Weights { paths } => weights_cmd(paths),
         Command::Weather(args) => weather::run(args, cli.device),
         Command::Inpaint(args) => inpaint::run(args, cli.device),
+        Command::Batch(cmd) => batch::run(cmd, cli.device),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

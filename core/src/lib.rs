@@ -1,5 +1,6 @@
 //! clearpaint-core: everything that computes. No UI, no printing, no process exits.
 //!
+//! * [`batch`]: planning folder runs (matching masks, shards, seeds, reports).
 //! * [`device`]: where models run (wgpu GPU or the flex CPU backend).
 //! * [`imaging`]: image files in and out (atomic PNG writes), image <-> tensor.
 //! * [`pipelines`]: request -> result flows shared by the CLI and the GUI.
@@ -8,6 +9,7 @@
 //! * [`weights`]: safetensors files and diffusers folders into burn modules, with a report.
 //! * [`testing`]: helpers the parity tests share (reading reference fixtures, comparing).
 
+pub mod batch;
 pub mod device;
 pub mod imaging;
 pub mod models;

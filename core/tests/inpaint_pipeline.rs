@@ -48,6 +48,7 @@ fn request(
         paste_back: false,
         decoder,
         eta: 0.0,
+        resize_mask: true,
     }
 }
 

@@ -85,6 +85,8 @@ pub struct InpaintRequest {
     pub decoder: DecoderChoice,
     /// DDIM eta.
     pub eta: f64,
+    /// Resize a mask of another size to the image (otherwise such a mask is an error).
+    pub resize_mask: bool,
 }
 
 impl Default for InpaintRequest {
@@ -104,6 +106,7 @@ impl Default for InpaintRequest {
             paste_back: true,
             decoder: DecoderChoice::Asymmetric,
             eta: 0.0,
+            resize_mask: true,
         }
     }
 }
@@ -399,6 +402,13 @@ pub fn run(
     let device = &models.device;
     let (iw, ih) = image.dimensions();
     let mut notes = Vec::new();
+    if !req.resize_mask && mask.dimensions() != (iw, ih) {
+        return Err(InpaintError::Request(format!(
+            "the mask is {}x{} but the image is {iw}x{ih} (mask resizing is off)",
+            mask.width(),
+            mask.height()
+        )));
+    }
     let mask = prepare_mask(mask, iw, ih, &mut notes);
     let (rx, ry, rw, rh) = choose_region(req.region, &mask, req.crop_padding)?;
     if (rw, rh) != (iw, ih) {

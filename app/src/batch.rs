@@ -1,0 +1,271 @@
+//! `clearpaint batch inpaint` / `clearpaint batch weather`: folders in, folders out;
+//! resumable, shardable, never a partial file.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, bail};
+use clearpaint_core::batch::{self, MaskSource, Report, Shard};
+use clearpaint_core::device::{self, DeviceChoice};
+use clearpaint_core::imaging;
+use clearpaint_core::models::augan::AuganGenerator;
+use clearpaint_core::pipelines::inpaint;
+use clearpaint_core::pipelines::weather::{self, DEFAULT_SIZE, WeatherRequest, WorkSize};
+use clearpaint_core::progress::CancelToken;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+use crate::inpaint::{InpaintOptions, png_text, random_seed, step_bar};
+
+#[derive(clap::Subcommand, Debug)]
+pub enum BatchCommand {
+    /// Inpaint every image of a folder with its mask.
+    Inpaint(Box<BatchInpaintArgs>),
+    /// Translate every image of a folder from night to day.
+    Weather(BatchWeatherArgs),
+}
+
+/// Options every batch shares.
+#[derive(clap::Args, Debug)]
+pub struct Common {
+    /// Output folder (created; subfolders mirrored with --recursive).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Also process subfolders.
+    #[arg(long)]
+    pub recursive: bool,
+    /// Redo images whose output exists (default: skip them, so a re-run resumes).
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Write the summary (done / skipped / failed with reasons) as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Process only this machine's share `I/N` of the files (0 <= I < N).
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<Shard>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct BatchInpaintArgs {
+    /// Folder of images (png, jpg, jpeg, webp, bmp, tif, tiff).
+    #[arg(long, value_name = "DIR")]
+    pub images: PathBuf,
+    /// A folder of masks matched by file stem (`photo.jpg` <-> `photo.png` or
+    /// `photo_mask.png`), or one mask file for every image.
+    #[arg(long, value_name = "DIR|FILE")]
+    pub masks: PathBuf,
+    #[command(flatten)]
+    pub common: Common,
+    #[command(flatten)]
+    pub opts: InpaintOptions,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct BatchWeatherArgs {
+    /// AU-GAN weights (.safetensors, converted with weights/convert_augan_tf.py).
+    #[arg(long, value_name = "FILE")]
+    pub model: PathBuf,
+    /// Folder of images.
+    #[arg(long, value_name = "DIR")]
+    pub input: PathBuf,
+    /// Also write NAME_uncertainty.png.
+    #[arg(long)]
+    pub uncertainty: bool,
+    /// Working size HxW (multiples of 4).
+    #[arg(long, value_name = "HxW", default_value_t = DEFAULT_SIZE)]
+    pub size: WorkSize,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// The files of this run: (relative path, outputs); those whose outputs exist are skipped
+/// (unless --overwrite) and recorded in the report.
+fn plan(
+    input: &Path,
+    common: &Common,
+    suffixes: &[&str],
+    report: &mut Report,
+) -> Result<Vec<(PathBuf, Vec<PathBuf>)>> {
+    batch::check_out_not_inside(input, &common.out)?;
+    let stale = batch::remove_stale_temp_files(&common.out);
+    if stale > 0 {
+        eprintln!("removed {stale} temporary file(s) left by an interrupted run");
+    }
+    let mut files = batch::list_images(input, common.recursive)?;
+    if files.is_empty() {
+        bail!(
+            "{}: no images (png, jpg, jpeg, webp, bmp, tif, tiff)",
+            input.display()
+        );
+    }
+    if let Some(shard) = common.shard {
+        files.retain(|f| shard.contains(f));
+    }
+    let mut todo = Vec::new();
+    for rel in files {
+        let outs: Vec<PathBuf> = suffixes
+            .iter()
+            .map(|s| batch::output_for(&common.out, &rel, s))
+            .collect();
+        if !common.overwrite && outs.iter().all(|o| o.exists()) {
+            report.skip(&rel, "output exists (use --overwrite to redo)");
+            continue;
+        }
+        todo.push((rel, outs));
+    }
+    Ok(todo)
+}
+
+fn files_bar(multi: &MultiProgress, n: usize) -> ProgressBar {
+    let bar = multi.add(ProgressBar::new(n as u64));
+    bar.set_style(
+        ProgressStyle::with_template("files    {bar:30} {pos}/{len} eta {eta} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+/// Prints the summary, writes the JSON report, and fails when any file failed.
+fn finish(report: &Report, common: &Common) -> Result<()> {
+    eprintln!(
+        "done {}, skipped {}, failed {}",
+        report.done.len(),
+        report.skipped.len(),
+        report.failed.len()
+    );
+    for e in &report.skipped {
+        eprintln!("  skipped {}: {}", e.file, e.reason);
+    }
+    for e in &report.failed {
+        eprintln!("  failed {}: {}", e.file, e.reason);
+    }
+    if let Some(path) = &common.report {
+        report
+            .write_json(path)
+            .map_err(|e| anyhow::anyhow!("{}: cannot write the report: {e}", path.display()))?;
+    }
+    if !report.failed.is_empty() {
+        bail!("{} file(s) failed", report.failed.len());
+    }
+    Ok(())
+}
+
+pub fn run(cmd: &BatchCommand, choice: DeviceChoice) -> Result<()> {
+    match cmd {
+        BatchCommand::Inpaint(a) => inpaint_folder(a, choice),
+        BatchCommand::Weather(a) => weather_folder(a, choice),
+    }
+}
+
+fn inpaint_folder(a: &BatchInpaintArgs, choice: DeviceChoice) -> Result<()> {
+    let masks = MaskSource::from_path(&a.masks)?;
+    let mut report = Report::default();
+    let todo = plan(&a.images, &a.common, &[""], &mut report)?;
+    let models = a.opts.load(choice)?;
+    let base_seed = a.opts.seed.unwrap_or_else(random_seed);
+    eprintln!("base seed {base_seed}; {} image(s) to do", todo.len());
+    let multi = MultiProgress::new();
+    let files = files_bar(&multi, todo.len());
+    let steps = multi.add(ProgressBar::new(a.opts.steps as u64));
+    step_bar(&steps);
+    let cancel = CancelToken::new();
+    for (rel, outs) in &todo {
+        files.set_message(batch::portable(rel));
+        let Some(mask_path) = masks.mask_for(rel) else {
+            multi.suspend(|| eprintln!("warning: {}: no mask, skipped", batch::portable(rel)));
+            report.skip(rel, "no mask");
+            files.inc(1);
+            continue;
+        };
+        let result = (|| -> Result<()> {
+            let loaded = imaging::load(a.images.join(rel))?;
+            let mask = imaging::load(&mask_path)?;
+            let mask = image::DynamicImage::ImageRgba8(mask.rgba).to_luma8();
+            let seed = batch::derive_seed(base_seed, rel);
+            let req = a.opts.request(seed, None);
+            let progress = |stage: &str, done: usize, total: usize| {
+                steps.set_message(stage.to_string());
+                steps.set_length(total as u64);
+                steps.set_position(done as u64);
+            };
+            let out = inpaint::run(&models, &loaded.rgba, &mask, &req, &progress, &cancel)?;
+            let (w, h) = out.image.dimensions();
+            if let Some(dir) = outs[0].parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            imaging::save_png(
+                &outs[0],
+                &out.image,
+                loaded.has_alpha,
+                &png_text(&req, &models, w, h),
+            )?;
+            Ok(())
+        })();
+        match result {
+            Ok(()) => report.done.push(batch::portable(rel)),
+            Err(e) => {
+                multi.suspend(|| eprintln!("error: {e:#}"));
+                report.fail(rel, format!("{e:#}"));
+            }
+        }
+        files.inc(1);
+    }
+    steps.finish_and_clear();
+    files.finish_and_clear();
+    finish(&report, &a.common)
+}
+
+fn weather_folder(a: &BatchWeatherArgs, choice: DeviceChoice) -> Result<()> {
+    let mut report = Report::default();
+    let suffixes: &[&str] = if a.uncertainty {
+        &["", "_uncertainty"]
+    } else {
+        &[""]
+    };
+    let todo = plan(&a.input, &a.common, suffixes, &mut report)?;
+    let selected = device::select(choice)?;
+    let (model, _) = AuganGenerator::load(&a.model, &selected.device)?;
+    if a.uncertainty && !model.has_uncertainty() {
+        bail!(
+            "{}: this AU-GAN file has no uncertainty head",
+            a.model.display()
+        );
+    }
+    let req = WeatherRequest {
+        size: a.size,
+        uncertainty: a.uncertainty,
+    };
+    let multi = MultiProgress::new();
+    let files = files_bar(&multi, todo.len());
+    for (rel, outs) in &todo {
+        files.set_message(batch::portable(rel));
+        let result = (|| -> Result<()> {
+            let loaded = imaging::load(a.input.join(rel))?;
+            let out = weather::run(&model, &selected.device, &loaded.rgba, &req)?;
+            if let Some(dir) = outs[0].parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let text = vec![
+                (
+                    "Software",
+                    format!("clearpaint {}", env!("CARGO_PKG_VERSION")),
+                ),
+                ("clearpaint:operation", "weather night-to-day".to_string()),
+                ("clearpaint:size", a.size.to_string()),
+            ];
+            imaging::save_png(&outs[0], &out.image, loaded.has_alpha, &text)?;
+            if let (Some(p), Some(img)) = (outs.get(1), out.sigma_image()) {
+                imaging::save_png(p, &img, false, &text)?;
+            }
+            Ok(())
+        })();
+        match result {
+            Ok(()) => report.done.push(batch::portable(rel)),
+            Err(e) => {
+                multi.suspend(|| eprintln!("error: {e:#}"));
+                report.fail(rel, format!("{e:#}"));
+            }
+        }
+        files.inc(1);
+    }
+    files.finish_and_clear();
+    finish(&report, &a.common)
+}
