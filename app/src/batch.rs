@@ -8,12 +8,10 @@ use clearpaint_core::batch::{self, MaskSource, Report, Shard};
 use clearpaint_core::device::{self, DeviceChoice};
 use clearpaint_core::imaging;
 use clearpaint_core::models::augan::AuganGenerator;
-use clearpaint_core::pipelines::inpaint;
 use clearpaint_core::pipelines::weather::{self, DEFAULT_SIZE, WeatherRequest, WorkSize};
-use clearpaint_core::progress::CancelToken;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-use crate::inpaint::{InpaintOptions, png_text, random_seed, step_bar};
+use crate::inpaint::{InpaintOptions, random_seed, run_one, step_bar};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum BatchCommand {
@@ -159,14 +157,13 @@ fn inpaint_folder(a: &BatchInpaintArgs, choice: DeviceChoice) -> Result<()> {
     let masks = MaskSource::from_path(&a.masks)?;
     let mut report = Report::default();
     let todo = plan(&a.images, &a.common, &[""], &mut report)?;
-    let models = a.opts.load(choice)?;
+    let engine = a.opts.engine(choice)?;
     let base_seed = a.opts.seed.unwrap_or_else(random_seed);
     eprintln!("base seed {base_seed}; {} image(s) to do", todo.len());
     let multi = MultiProgress::new();
     let files = files_bar(&multi, todo.len());
     let steps = multi.add(ProgressBar::new(a.opts.steps as u64));
     step_bar(&steps);
-    let cancel = CancelToken::new();
     for (rel, outs) in &todo {
         files.set_message(batch::portable(rel));
         let Some(mask_path) = masks.mask_for(rel) else {
@@ -181,22 +178,12 @@ fn inpaint_folder(a: &BatchInpaintArgs, choice: DeviceChoice) -> Result<()> {
             let mask = image::DynamicImage::ImageRgba8(mask.rgba).to_luma8();
             let seed = batch::derive_seed(base_seed, rel);
             let req = a.opts.request(seed, None);
-            let progress = |stage: &str, done: usize, total: usize| {
-                steps.set_message(stage.to_string());
-                steps.set_length(total as u64);
-                steps.set_position(done as u64);
-            };
-            let out = inpaint::run(&models, &loaded.rgba, &mask, &req, &progress, &cancel)?;
-            let (w, h) = out.image.dimensions();
+            steps.reset();
+            let (out, text) = run_one(&engine, &loaded.rgba, &mask, &req, Some(&steps))?;
             if let Some(dir) = outs[0].parent() {
                 std::fs::create_dir_all(dir)?;
             }
-            imaging::save_png(
-                &outs[0],
-                &out.image,
-                loaded.has_alpha,
-                &png_text(&req, &models, w, h),
-            )?;
+            imaging::save_png(&outs[0], &out.image, loaded.has_alpha, &text)?;
             Ok(())
         })();
         match result {

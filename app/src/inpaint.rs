@@ -34,13 +34,33 @@ pub enum OnOff {
     Off,
 }
 
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum EngineArg {
+    /// Diffusion when a model is given and loads; otherwise the classical fill (said in one
+    /// line and in the PNG).
+    Auto,
+    Diffusion,
+    /// PatchMatch / Telea fill: no weights needed.
+    Classical,
+}
+
+/// The engine a run uses.
+pub enum Engine {
+    Diffusion(Box<InpaintModels>),
+    /// Why the classical engine runs.
+    Classical(String),
+}
+
 /// Generation options shared by `inpaint` and `batch inpaint`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct InpaintOptions {
     /// A diffusers pipeline folder (model_index.json, unet/, vae/, text_encoder/, tokenizer/,
     /// scheduler/), e.g. stable-diffusion-v1-5/stable-diffusion-inpainting.
     #[arg(long, value_name = "DIR")]
-    pub model: PathBuf,
+    pub model: Option<PathBuf>,
+    /// auto: diffusion when --model loads, else the classical fill; diffusion; classical.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub engine: EngineArg,
     #[arg(long, default_value = "")]
     pub prompt: String,
     #[arg(long, default_value = "")]
@@ -113,26 +133,53 @@ impl InpaintOptions {
         }
     }
 
+    /// Chooses the engine; `auto` falls back to the classical fill (with a one-line note)
+    /// when no diffusion model is given or it does not load.
+    pub fn engine(&self, choice: DeviceChoice) -> Result<Engine> {
+        match self.engine {
+            EngineArg::Classical => Ok(Engine::Classical("--engine classical".into())),
+            EngineArg::Diffusion => Ok(Engine::Diffusion(Box::new(self.load(choice)?))),
+            EngineArg::Auto => {
+                if self.model.is_none() {
+                    let why = "no --model given".to_string();
+                    eprintln!(
+                        "note: using the classical fill engine ({why}; see weights/README.md for diffusion)"
+                    );
+                    return Ok(Engine::Classical(why));
+                }
+                match self.load(choice) {
+                    Ok(m) => Ok(Engine::Diffusion(Box::new(m))),
+                    Err(e) => {
+                        let why = format!("{e:#}");
+                        eprintln!("note: using the classical fill engine: {why}");
+                        Ok(Engine::Classical(why))
+                    }
+                }
+            }
+        }
+    }
+
     /// Loads the models, with a message naming what is missing when the folder is absent.
     pub fn load(&self, choice: DeviceChoice) -> Result<InpaintModels> {
-        if !self.model.is_dir() {
+        let Some(model) = &self.model else {
+            bail!(
+                "--engine diffusion needs --model DIR (a diffusers Stable Diffusion 1.x folder; see weights/README.md)"
+            );
+        };
+        if !model.is_dir() {
             bail!(
                 "{}: no such model folder. Inpainting needs a diffusers Stable Diffusion 1.x \
                  folder ({}), e.g. stable-diffusion-v1-5/stable-diffusion-inpainting, and for the \
                  asymmetric decoder --vae with cross-attention/asymmetric-autoencoder-kl-x-1-5; \
                  see weights/README.md",
-                self.model.display(),
+                model.display(),
                 inpaint::REQUIRED
             );
         }
         let selected = device::select(choice)?;
-        eprintln!(
-            "loading {} on {}",
-            self.model.display(),
-            selected.description
-        );
-        InpaintModels::load(&self.model, self.vae.as_deref(), self.decoder(), &selected)
-            .with_context(|| format!("loading {}", self.model.display()))
+        eprintln!("loading {} on {}", model.display(), selected.description);
+        InpaintModels::load(model, self.vae.as_deref(), self.decoder(), &selected)
+            .with_context(|| format!("loading {}", model.display()))
     }
 }
 
@@ -202,36 +249,83 @@ pub fn run(args: &InpaintArgs, choice: DeviceChoice) -> Result<()> {
     let mask = image::DynamicImage::ImageRgba8(mask.rgba).to_luma8();
     let latents = args.latents.as_deref().map(read_latents).transpose()?;
     let seed = args.opts.seed.unwrap_or_else(random_seed);
-    let models = args.opts.load(choice)?;
+    let engine = args.opts.engine(choice)?;
     let req = args.opts.request(seed, latents);
-    let bar = ProgressBar::new(req.steps as u64);
-    step_bar(&bar);
     let start = Instant::now();
-    let progress = |stage: &str, done: usize, total: usize| {
-        bar.set_message(stage.to_string());
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
-    };
-    let cancel = CancelToken::new();
-    let result = inpaint::run(&models, &loaded.rgba, &mask, &req, &progress, &cancel);
-    bar.finish_and_clear();
-    let out = result?;
-    for note in &out.notes {
+    let out = run_one(&engine, &loaded.rgba, &mask, &req, None)?;
+    for note in &out.0.notes {
         eprintln!("note: {note}");
     }
-    let (w, h) = out.image.dimensions();
-    imaging::save_png(
-        &args.out,
-        &out.image,
-        loaded.has_alpha,
-        &png_text(&req, &models, w, h),
-    )?;
+    let (w, h) = out.0.image.dimensions();
+    imaging::save_png(&args.out, &out.0.image, loaded.has_alpha, &out.1)?;
     eprintln!(
-        "wrote {} ({w}x{h}, seed {seed}) in {:.1}s",
+        "wrote {} ({w}x{h}, {}) in {:.1}s",
         args.out.display(),
+        match &engine {
+            Engine::Diffusion(_) => format!("seed {seed}"),
+            Engine::Classical(_) => "classical fill".to_string(),
+        },
         start.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Runs one image with `engine`, showing step progress on `bar` (a new bar when `None`), and
+/// returns the result with its PNG text chunks.
+pub fn run_one(
+    engine: &Engine,
+    image: &image::RgbaImage,
+    mask: &image::GrayImage,
+    req: &InpaintRequest,
+    bar: Option<&ProgressBar>,
+) -> Result<(inpaint::InpaintOutput, Vec<(&'static str, String)>)> {
+    match engine {
+        Engine::Classical(why) => {
+            let out = inpaint::run_classical(image, mask, req)?;
+            let (w, h) = out.image.dimensions();
+            let text = vec![
+                (
+                    "parameters",
+                    format!(
+                        "{}\nEngine: classical fill (PatchMatch / Telea), Size: {w}x{h}, Mask blur: {}, Version: clearpaint {}",
+                        req.prompt,
+                        req.mask_blur,
+                        env!("CARGO_PKG_VERSION")
+                    ),
+                ),
+                ("clearpaint:engine", format!("classical ({why})")),
+                (
+                    "Software",
+                    format!("clearpaint {}", env!("CARGO_PKG_VERSION")),
+                ),
+            ];
+            Ok((out, text))
+        }
+        Engine::Diffusion(models) => {
+            let own;
+            let bar = match bar {
+                Some(b) => b,
+                None => {
+                    own = ProgressBar::new(req.steps as u64);
+                    step_bar(&own);
+                    &own
+                }
+            };
+            let progress = |stage: &str, done: usize, total: usize| {
+                bar.set_message(stage.to_string());
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            };
+            let cancel = CancelToken::new();
+            let result = inpaint::run(models, image, mask, req, &progress, &cancel);
+            bar.finish_and_clear();
+            let out = result?;
+            let (w, h) = out.image.dimensions();
+            let mut text = png_text(req, models, w, h);
+            text.push(("clearpaint:engine", "diffusion".to_string()));
+            Ok((out, text))
+        }
+    }
 }
 
 /// PNG text chunks of an inpainting result.

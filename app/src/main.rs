@@ -9,6 +9,7 @@ use clearpaint_core::device::{self, DEVICE_ENV, DeviceChoice};
 use clearpaint_core::weights::{self, SafetensorsFile};
 
 mod batch;
+mod bench;
 mod inpaint;
 mod weather;
 
@@ -43,6 +44,8 @@ enum Command {
     /// Process whole folders (resumable, shardable): `batch inpaint`, `batch weather`.
     #[command(subcommand)]
     Batch(batch::BatchCommand),
+    /// Time the workloads (median / min / max over repeated runs).
+    Bench(bench::BenchArgs),
     /// Night / rainy night to day with AU-GAN (optionally with its uncertainty map).
     Weather(weather::WeatherArgs),
     /// Check weight files or diffusers model folders: open, validate, and summarise them.
@@ -61,6 +64,7 @@ fn main() -> ExitCode {
         Command::Weather(args) => weather::run(args, cli.device),
         Command::Inpaint(args) => inpaint::run(args, cli.device),
         Command::Batch(cmd) => batch::run(cmd, cli.device),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

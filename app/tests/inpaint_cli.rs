@@ -277,7 +277,7 @@ fn clear_errors_and_nothing_written() {
     // --decoder asymmetric without --vae.
     rect_mask(32, 32, 4, 4, 20, 20).save(&mp).unwrap();
     let mut a = base_args(s(&model), s(&ip), s(&mp), s(&op));
-    a.extend(["--decoder", "asymmetric"]);
+    a.extend(["--decoder", "asymmetric", "--engine", "diffusion"]);
     let o = clearpaint(&a);
     assert!(!o.status.success());
     assert!(err(&o).contains("needs --vae"), "{}", err(&o));
@@ -308,7 +308,7 @@ fn an_interrupted_run_leaves_no_output() {
     let model = fixtures().join("tiny_sd_inpaint9");
     let mut a = base_args(s(&model), s(&ip), s(&mp), s(&op));
     let i = a.iter().position(|x| *x == "2").unwrap();
-    a[i] = "500";
+    a[i] = "1000";
     a.extend(["--region", "full"]);
     let mut child = Command::new(env!("CARGO_BIN_EXE_clearpaint"))
         .args(&a)
@@ -393,4 +393,62 @@ fn supplied_latents_fix_the_result_and_are_checked() {
         err(&o)
     );
     assert!(!op.exists());
+}
+
+#[test]
+fn without_weights_auto_uses_the_classical_fill_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let op = dir.path().join("out.png");
+    let assets = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets");
+    let (ip, mp) = (assets.join("sample.png"), assets.join("sample_mask.png"));
+    // README's main command, with weights that are not there.
+    let o = clearpaint(&[
+        "inpaint",
+        "--model",
+        s(&dir.path().join("weights/stable-diffusion-inpainting")),
+        "--image",
+        s(&ip),
+        "--mask",
+        s(&mp),
+        "--prompt",
+        "green hills",
+        "--out",
+        s(&op),
+        "--mask-blur",
+        "0",
+    ]);
+    assert!(o.status.success(), "{}", err(&o));
+    let stderr = err(&o);
+    let notes: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("classical fill engine"))
+        .collect();
+    assert_eq!(notes.len(), 1, "{}", err(&o));
+    assert!(notes[0].contains("no such model folder"), "{}", notes[0]);
+    let input = image::open(&ip).unwrap().to_rgba8();
+    let mask = image::open(&mp).unwrap().to_luma8();
+    let out = image::open(&op).unwrap().to_rgba8();
+    assert_eq!(out.dimensions(), input.dimensions());
+    let mut changed = 0;
+    for (x, y, p) in out.enumerate_pixels() {
+        if mask.get_pixel(x, y)[0] == 0 {
+            assert_eq!(p, input.get_pixel(x, y));
+        } else if p != input.get_pixel(x, y) {
+            changed += 1;
+        }
+    }
+    assert!(changed > 1000);
+    // The signpost (red) is gone: few red pixels remain in the hole.
+    let red = out
+        .pixels()
+        .filter(|p| p[0] > 170 && p[1] < 80 && p[2] < 80)
+        .count();
+    assert!(red < 50, "{red} red pixels left");
+    let text = clearpaint_core::imaging::png_text(&op).unwrap();
+    let engine = &text
+        .iter()
+        .find(|(k, _)| k == "clearpaint:engine")
+        .unwrap()
+        .1;
+    assert!(engine.starts_with("classical ("), "{engine}");
 }

@@ -1,6 +1,7 @@
 //! clearpaint-core: everything that computes. No UI, no printing, no process exits.
 //!
 //! * [`batch`]: planning folder runs (matching masks, shards, seeds, reports).
+//! * [`classical`]: inpainting without weights (PatchMatch, Telea).
 //! * [`device`]: where models run (wgpu GPU or the flex CPU backend).
 //! * [`imaging`]: image files in and out (atomic PNG writes), image <-> tensor.
 //! * [`pipelines`]: request -> result flows shared by the CLI and the GUI.
@@ -10,6 +11,7 @@
 //! * [`testing`]: helpers the parity tests share (reading reference fixtures, comparing).
 
 pub mod batch;
+pub mod classical;
 pub mod device;
 pub mod imaging;
 pub mod models;

@@ -570,8 +570,25 @@ pub fn run(
     progress.update("decode", 1, 1);
     let generated = imaging::from_tensor(decoded);
 
-    // Place the region back; keep alpha; optional feathered paste-back.
-    let soft = req.paste_back.then(|| feather(&mask, req.mask_blur));
+    let image_out = place_back(image, &mask, (rx, ry, rw, rh), &generated, req);
+    Ok(InpaintOutput {
+        image: image_out,
+        notes,
+        region: (rx, ry, rw, rh),
+    })
+}
+
+/// Puts `generated` (the region's result, at least `rw x rh`) into a copy of `image`, keeping
+/// alpha; with paste-back, blends through the feathered mask so unmasked pixels stay exact.
+fn place_back(
+    image: &RgbaImage,
+    mask: &GrayImage,
+    (rx, ry, rw, rh): (u32, u32, u32, u32),
+    generated: &RgbaImage,
+    req: &InpaintRequest,
+) -> RgbaImage {
+    let iw = image.width();
+    let soft = req.paste_back.then(|| feather(mask, req.mask_blur));
     let mut out = image.clone();
     for y in 0..rh {
         for x in 0..rw {
@@ -597,6 +614,53 @@ pub fn run(
             out.put_pixel(gx, gy, px);
         }
     }
+    out
+}
+
+/// Inpainting without weights (the classical engine): the same request handling (mask size,
+/// region, exact size, alpha, paste-back) around [`classical::fill`](crate::classical::fill).
+/// In `auto` region mode large images work on a crop around the mask with generous context.
+pub fn run_classical(
+    image: &RgbaImage,
+    mask: &GrayImage,
+    req: &InpaintRequest,
+) -> Result<InpaintOutput, InpaintError> {
+    let (iw, ih) = image.dimensions();
+    let mut notes = Vec::new();
+    if !req.resize_mask && mask.dimensions() != (iw, ih) {
+        return Err(InpaintError::Request(format!(
+            "the mask is {}x{} but the image is {iw}x{ih} (mask resizing is off)",
+            mask.width(),
+            mask.height()
+        )));
+    }
+    let mask = prepare_mask(mask, iw, ih, &mut notes);
+    let (bx0, by0, bx1, by1) = bbox(&mask).ok_or_else(|| {
+        InpaintError::Request(
+            "the mask is empty: nothing to repaint (white = repaint, black = keep)".into(),
+        )
+    })?;
+    let context = req.crop_padding.max((bx1 - bx0).max(by1 - by0)).max(64);
+    let mode = match req.region {
+        Region::Auto if (iw as u64) * (ih as u64) > 2048 * 2048 => Region::Crop,
+        Region::Auto => Region::Full,
+        m => m,
+    };
+    let padding = if mode == Region::Crop {
+        context
+    } else {
+        req.crop_padding
+    };
+    let (rx, ry, rw, rh) = choose_region(mode, &mask, padding)?;
+    if (rw, rh) != (iw, ih) {
+        notes.push(format!(
+            "working on the mask's region {rw}x{rh} at ({rx}, {ry})"
+        ));
+    }
+    let crop = image::imageops::crop_imm(image, rx, ry, rw, rh).to_image();
+    let crop_mask = image::imageops::crop_imm(&mask, rx, ry, rw, rh).to_image();
+    let generated = crate::classical::fill(&crop, &crop_mask, crate::classical::Method::Auto);
+    let out = place_back(image, &mask, (rx, ry, rw, rh), &generated, req);
     Ok(InpaintOutput {
         image: out,
         notes,
@@ -611,6 +675,16 @@ pub fn a1111_parameters(
     width: u32,
     height: u32,
 ) -> String {
+    a1111_parameters_for(req, &models.model_name, width, height)
+}
+
+/// [`a1111_parameters`] for a model name ("classical" for the classical engine).
+pub fn a1111_parameters_for(
+    req: &InpaintRequest,
+    model_name: &str,
+    width: u32,
+    height: u32,
+) -> String {
     let mut s = req.prompt.clone();
     if !req.negative_prompt.is_empty() {
         s.push_str(&format!("\nNegative prompt: {}", req.negative_prompt));
@@ -622,7 +696,7 @@ pub fn a1111_parameters(
         req.scheduler.a1111_name(),
         req.guidance,
         req.seed,
-        models.model_name,
+        model_name,
         req.strength,
         req.mask_blur,
         match req.region {

@@ -1,0 +1,59 @@
+//! `clearpaint bench`: timings of the workloads, median and spread over repeated runs after a
+//! warm-up. (The model workloads side by side with PyTorch come with the benchmarks issue;
+//! this measures what runs without weights.)
+
+use std::time::Instant;
+
+use anyhow::Result;
+use clearpaint_core::classical::{Method, fill};
+use image::{GrayImage, Luma, Rgba, RgbaImage};
+
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// Repetitions after one warm-up run.
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+}
+
+fn stats(mut t: Vec<f64>) -> (f64, f64, f64) {
+    t.sort_by(|a, b| a.total_cmp(b));
+    (t[t.len() / 2], t[0], t[t.len() - 1])
+}
+
+pub fn run(args: &BenchArgs) -> Result<()> {
+    let runs = args.runs.max(1);
+    // 512x512 photo-like texture with a 10% mask (a 162x162 square).
+    let img = RgbaImage::from_fn(512, 512, |x, y| {
+        let v = ((x as f32 / 9.0).sin() * 40.0 + (y as f32 / 13.0).cos() * 40.0 + 120.0) as u8;
+        Rgba([v, (x / 2) as u8, (y / 2) as u8, 255])
+    });
+    let mask = GrayImage::from_fn(512, 512, |x, y| {
+        Luma([if (175..337).contains(&x) && (175..337).contains(&y) {
+            255
+        } else {
+            0
+        }])
+    });
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    println!(
+        "workload                                   median      min      max   ({runs} runs, {threads} threads)"
+    );
+    for (name, method) in [
+        ("classical PatchMatch 512x512, 10% mask", Method::PatchMatch),
+        ("classical Telea 512x512, 10% mask", Method::Telea),
+    ] {
+        let _ = fill(&img, &mask, method);
+        let times: Vec<f64> = (0..runs)
+            .map(|_| {
+                let t = Instant::now();
+                let _ = fill(&img, &mask, method);
+                t.elapsed().as_secs_f64()
+            })
+            .collect();
+        let (med, min, max) = stats(times);
+        println!("{name:40} {med:8.3}s {min:8.3}s {max:8.3}s");
+    }
+    Ok(())
+}
