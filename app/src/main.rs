@@ -19,7 +19,7 @@ mod weather;
     version,
     about = "Generative image editing: Stable Diffusion 1.x inpainting with an asymmetric \
              VQGAN decoder, and AU-GAN night-to-day translation",
-    arg_required_else_help = true
+    after_help = "With no command, the desktop app opens (optionally with IMAGE)."
 )]
 struct Cli {
     /// Where models run: auto (a hardware GPU if present, else CPU), gpu (wgpu, any adapter
@@ -28,7 +28,11 @@ struct Cli {
     device: DeviceChoice,
 
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+
+    /// Image to open in the desktop app.
+    #[arg(value_name = "IMAGE")]
+    image: Option<PathBuf>,
 }
 
 fn parse_device(s: &str) -> Result<DeviceChoice, String> {
@@ -58,7 +62,16 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match &cli.command {
+    let Some(command) = &cli.command else {
+        return match clearpaint::gui::run(cli.image.clone()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    };
+    let result = match command {
         Command::Devices => devices(cli.device),
         Command::Weights { paths } => weights_cmd(paths),
         Command::Weather(args) => weather::run(args, cli.device),

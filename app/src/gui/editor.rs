@@ -1,0 +1,272 @@
+//! The editing state behind the canvas, free of UI code so it can be tested directly:
+//! the image, its mask (white = repaint), brush strokes, mask operations, undo / redo of
+//! strokes and results, and the history of results.
+
+use image::{GrayImage, Luma, RgbaImage};
+
+/// What an undo step restores.
+#[derive(Clone)]
+struct Snapshot {
+    image: RgbaImage,
+    mask: GrayImage,
+}
+
+/// Undo depth (each step holds a mask, and results an image too).
+const MAX_UNDO: usize = 40;
+
+pub struct Editor {
+    pub image: RgbaImage,
+    pub has_alpha: bool,
+    pub mask: GrayImage,
+    /// Brush diameter in image pixels.
+    pub brush: f32,
+    pub erase: bool,
+    undo: Vec<Snapshot>,
+    redo: Vec<Snapshot>,
+    /// The input of the last run, for before/after comparison.
+    pub before: Option<RgbaImage>,
+    /// Results of earlier runs, newest last.
+    pub history: Vec<RgbaImage>,
+    /// Bumped on every change, so the UI knows when to re-upload textures.
+    pub revision: u64,
+}
+
+impl Editor {
+    pub fn new(image: RgbaImage, has_alpha: bool) -> Self {
+        let (w, h) = image.dimensions();
+        Editor {
+            mask: GrayImage::new(w, h),
+            image,
+            has_alpha,
+            brush: 24.0,
+            erase: false,
+            undo: Vec::new(),
+            redo: Vec::new(),
+            before: None,
+            history: Vec::new(),
+            revision: 0,
+        }
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            image: self.image.clone(),
+            mask: self.mask.clone(),
+        }
+    }
+
+    fn push_undo(&mut self) {
+        self.undo.push(self.snapshot());
+        if self.undo.len() > MAX_UNDO {
+            self.undo.remove(0);
+        }
+        self.redo.clear();
+    }
+
+    /// Call once when a stroke (or a mask operation) starts: one undo step per stroke.
+    pub fn begin_stroke(&mut self) {
+        self.push_undo();
+    }
+
+    /// Paints (or erases) a segment of the current stroke, in image coordinates.
+    pub fn paint(&mut self, from: (f32, f32), to: (f32, f32)) {
+        let r = (self.brush / 2.0).max(0.5);
+        let value = if self.erase { 0 } else { 255 };
+        let (w, h) = self.mask.dimensions();
+        let x0 = (from.0.min(to.0) - r).floor().max(0.0) as u32;
+        let y0 = (from.1.min(to.1) - r).floor().max(0.0) as u32;
+        let x1 = ((from.0.max(to.0) + r).ceil() as u32).min(w);
+        let y1 = ((from.1.max(to.1) + r).ceil() as u32).min(h);
+        let (dx, dy) = (to.0 - from.0, to.1 - from.1);
+        let len2 = dx * dx + dy * dy;
+        for y in y0..y1 {
+            for x in x0..x1 {
+                let (px, py) = (x as f32 + 0.5, y as f32 + 0.5);
+                let t = if len2 > 0.0 {
+                    (((px - from.0) * dx + (py - from.1) * dy) / len2).clamp(0.0, 1.0)
+                } else {
+                    0.0
+                };
+                let (cx, cy) = (from.0 + t * dx, from.1 + t * dy);
+                if (px - cx).powi(2) + (py - cy).powi(2) <= r * r {
+                    self.mask.put_pixel(x, y, Luma([value]));
+                }
+            }
+        }
+        self.revision += 1;
+    }
+
+    pub fn can_undo(&self) -> bool {
+        !self.undo.is_empty()
+    }
+
+    pub fn can_redo(&self) -> bool {
+        !self.redo.is_empty()
+    }
+
+    pub fn undo(&mut self) -> bool {
+        let Some(s) = self.undo.pop() else {
+            return false;
+        };
+        self.redo.push(self.snapshot());
+        self.image = s.image;
+        self.mask = s.mask;
+        self.revision += 1;
+        true
+    }
+
+    pub fn redo(&mut self) -> bool {
+        let Some(s) = self.redo.pop() else {
+            return false;
+        };
+        self.undo.push(self.snapshot());
+        self.image = s.image;
+        self.mask = s.mask;
+        self.revision += 1;
+        true
+    }
+
+    pub fn invert_mask(&mut self) {
+        self.push_undo();
+        for p in self.mask.pixels_mut() {
+            p[0] = 255 - p[0];
+        }
+        self.revision += 1;
+    }
+
+    pub fn clear_mask(&mut self) {
+        self.push_undo();
+        for p in self.mask.pixels_mut() {
+            p[0] = 0;
+        }
+        self.revision += 1;
+    }
+
+    /// Grows (`r > 0`) or shrinks (`r < 0`) the mask by `|r|` pixels (square structuring
+    /// element, separable).
+    pub fn grow_mask(&mut self, r: i32) {
+        if r == 0 {
+            return;
+        }
+        self.push_undo();
+        let grow = r > 0;
+        let r = r.unsigned_abs() as i32;
+        let (w, h) = (self.mask.width() as i32, self.mask.height() as i32);
+        let pass = |m: &GrayImage, horizontal: bool| {
+            GrayImage::from_fn(w as u32, h as u32, |x, y| {
+                let mut v = if grow { 0u8 } else { 255u8 };
+                for k in -r..=r {
+                    let (sx, sy) = if horizontal {
+                        (x as i32 + k, y as i32)
+                    } else {
+                        (x as i32, y as i32 + k)
+                    };
+                    let s = if sx < 0 || sy < 0 || sx >= w || sy >= h {
+                        if grow { 0 } else { 255 }
+                    } else {
+                        m.get_pixel(sx as u32, sy as u32)[0]
+                    };
+                    v = if grow { v.max(s) } else { v.min(s) };
+                }
+                Luma([v])
+            })
+        };
+        let m = pass(&self.mask, true);
+        self.mask = pass(&m, false);
+        self.revision += 1;
+    }
+
+    /// Replaces the mask (e.g. loaded from a file); it must have the image's size.
+    pub fn set_mask(&mut self, mask: GrayImage) -> Result<(), String> {
+        if mask.dimensions() != self.image.dimensions() {
+            return Err(format!(
+                "the mask is {}x{}, the image {}x{}",
+                mask.width(),
+                mask.height(),
+                self.image.width(),
+                self.image.height()
+            ));
+        }
+        self.push_undo();
+        self.mask = mask;
+        self.revision += 1;
+        Ok(())
+    }
+
+    /// Takes a result: the current image becomes the "before", the result the image (undoable).
+    pub fn apply_result(&mut self, result: RgbaImage) {
+        self.push_undo();
+        self.before = Some(self.image.clone());
+        self.history.push(result.clone());
+        self.image = result;
+        self.revision += 1;
+    }
+
+    pub fn mask_pixels(&self) -> usize {
+        self.mask.pixels().filter(|p| p[0] >= 128).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn editor() -> Editor {
+        Editor::new(RgbaImage::new(64, 48), false)
+    }
+
+    #[test]
+    fn strokes_paint_and_erase_and_undo_exactly() {
+        let mut e = editor();
+        e.brush = 10.0;
+        e.begin_stroke();
+        e.paint((10.0, 10.0), (40.0, 10.0));
+        let painted = e.mask.clone();
+        assert_eq!(painted.get_pixel(25, 10)[0], 255);
+        assert_eq!(painted.get_pixel(25, 30)[0], 0);
+        let n = e.mask_pixels();
+        assert!(n > 250 && n < 400, "{n}");
+        e.erase = true;
+        e.begin_stroke();
+        e.paint((25.0, 5.0), (25.0, 15.0));
+        assert_eq!(e.mask.get_pixel(25, 10)[0], 0);
+        assert!(e.undo());
+        assert_eq!(e.mask, painted);
+        assert!(e.undo());
+        assert_eq!(e.mask_pixels(), 0);
+        assert!(!e.undo());
+        assert!(e.redo());
+        assert_eq!(e.mask, painted);
+    }
+
+    #[test]
+    fn mask_operations() {
+        let mut e = editor();
+        e.brush = 1.0;
+        e.begin_stroke();
+        e.paint((20.5, 20.5), (20.5, 20.5));
+        assert_eq!(e.mask_pixels(), 1);
+        e.grow_mask(2);
+        assert_eq!(e.mask_pixels(), 25);
+        e.grow_mask(-1);
+        assert_eq!(e.mask_pixels(), 9);
+        e.invert_mask();
+        assert_eq!(e.mask_pixels(), 64 * 48 - 9);
+        e.clear_mask();
+        assert_eq!(e.mask_pixels(), 0);
+        assert!(e.set_mask(GrayImage::new(3, 3)).is_err());
+    }
+
+    #[test]
+    fn results_are_undoable_and_kept_in_history() {
+        let mut e = editor();
+        let result = RgbaImage::from_pixel(64, 48, image::Rgba([9, 9, 9, 255]));
+        e.apply_result(result.clone());
+        assert_eq!(e.image, result);
+        assert_eq!(e.history.len(), 1);
+        assert!(e.undo());
+        assert_eq!(e.image, RgbaImage::new(64, 48));
+        assert!(e.redo());
+        assert_eq!(e.image, result);
+    }
+}

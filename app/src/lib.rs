@@ -1,0 +1,3 @@
+//! The `clearpaint` app crate: the desktop UI (the CLI lives in the binary).
+
+pub mod gui;

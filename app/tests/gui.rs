@@ -1,0 +1,151 @@
+//! The desktop app driven through egui_kittest (no window, no GPU needed): open an image,
+//! paint a stroke with the pointer, erase, undo / redo, run the classical engine on the worker
+//! thread and get a result into the history, cancel, and a missing model shown as an error.
+
+use clearpaint::gui::ClearpaintApp;
+use clearpaint::gui::app::EngineChoice;
+use eframe::egui;
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+
+fn assets() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets")
+}
+
+fn harness(app: ClearpaintApp) -> Harness<'static, ClearpaintApp> {
+    Harness::builder()
+        .with_size(egui::vec2(1200.0, 800.0))
+        .build_ui_state(|ui, app: &mut ClearpaintApp| app.show(ui), app)
+}
+
+fn opened() -> ClearpaintApp {
+    let mut app = ClearpaintApp::new();
+    app.open_path(&assets().join("sample.png"));
+    assert!(app.editor.is_some(), "{:?}", app.error);
+    app
+}
+
+/// The canvas centre, where the image is drawn.
+fn canvas_point(h: &Harness<'_, ClearpaintApp>) -> egui::Pos2 {
+    let _ = h;
+    egui::pos2(450.0, 420.0)
+}
+
+#[test]
+fn painting_with_the_pointer_sets_mask_pixels_and_undo_restores() {
+    let mut h = harness(opened());
+    h.run();
+    let p = canvas_point(&h);
+    h.hover_at(p);
+    h.run();
+    h.drag_at(p);
+    h.run();
+    // Move like a mouse does: small steps.
+    for k in 1..=12 {
+        h.hover_at(p + egui::vec2(6.0 * k as f32, 0.0));
+        h.run();
+    }
+    h.drop_at(p + egui::vec2(72.0, 0.0));
+    h.run();
+    let painted = h.state().editor.as_ref().unwrap().mask.clone();
+    let n = painted.pixels().filter(|v| v[0] == 255).count();
+    // A 24 px brush dragged ~72 screen px: far more than one dab (~450 px).
+    assert!(n > 1200, "the stroke painted {n} pixels");
+
+    // Undo (Ctrl+Z) clears it, redo (Ctrl+Shift+Z) brings it back exactly.
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    h.run();
+    assert_eq!(h.state().editor.as_ref().unwrap().mask_pixels(), 0);
+    h.key_press_modifiers(
+        egui::Modifiers::COMMAND | egui::Modifiers::SHIFT,
+        egui::Key::Z,
+    );
+    h.run();
+    assert_eq!(h.state().editor.as_ref().unwrap().mask, painted);
+}
+
+#[test]
+fn run_with_the_classical_engine_adds_a_result() {
+    let mut app = opened();
+    let mask = image::open(assets().join("sample_mask.png"))
+        .unwrap()
+        .to_luma8();
+    app.editor.as_mut().unwrap().set_mask(mask).unwrap();
+    app.settings.engine = EngineChoice::Classical;
+    let mut h = harness(app);
+    h.run();
+    h.get_by_label("Run").click();
+    h.run();
+    h.state_mut().wait_for_job();
+    h.run();
+    let app = h.state();
+    assert!(app.error.is_none(), "{:?}", app.error);
+    let ed = app.editor.as_ref().unwrap();
+    assert_eq!(ed.history.len(), 1);
+    assert!(ed.before.is_some());
+    assert_ne!(ed.before.as_ref().unwrap(), &ed.image);
+    assert!(h.query_by_label_contains("done in").is_some());
+}
+
+#[test]
+fn a_missing_model_is_an_error_in_the_window() {
+    let mut app = opened();
+    let mask = image::open(assets().join("sample_mask.png"))
+        .unwrap()
+        .to_luma8();
+    app.editor.as_mut().unwrap().set_mask(mask).unwrap();
+    app.settings.engine = EngineChoice::Diffusion;
+    app.settings.model_dir = "/nonexistent/stable-diffusion-inpainting".into();
+    let mut h = harness(app);
+    h.run();
+    h.get_by_label("Run").click();
+    h.run();
+    h.state_mut().wait_for_job();
+    h.run();
+    let err = h.state().error.clone().expect("an error");
+    assert!(
+        err.contains("no such model folder") && err.contains("weights/README.md"),
+        "{err}"
+    );
+    assert!(h.query_by_label_contains("no such model folder").is_some());
+}
+
+#[test]
+fn an_empty_mask_is_explained_not_run() {
+    let mut h = harness(opened());
+    h.run();
+    h.get_by_label("Run").click();
+    h.run();
+    assert!(!h.state().is_running());
+    assert!(h.state().error.as_ref().unwrap().contains("mask is empty"));
+}
+
+#[test]
+fn cancel_stops_a_diffusion_run() {
+    let mut app = opened();
+    let mask = image::open(assets().join("sample_mask.png"))
+        .unwrap()
+        .to_luma8();
+    app.editor.as_mut().unwrap().set_mask(mask).unwrap();
+    app.settings.engine = EngineChoice::Diffusion;
+    app.settings.model_dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tools/reference/fixtures/tiny_sd_inpaint9")
+        .display()
+        .to_string();
+    app.settings.request.steps = 1000;
+    app.settings.device = clearpaint_core::device::DeviceChoice::Cpu;
+    let mut h = harness(app);
+    h.run();
+    h.get_by_label("Run").click();
+    h.run();
+    assert!(h.state().is_running());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    h.get_by_label("Cancel").click();
+    h.run();
+    let start = std::time::Instant::now();
+    h.state_mut().wait_for_job();
+    assert!(start.elapsed().as_secs() < 30, "cancel took too long");
+    h.run();
+    assert_eq!(h.state().status, "cancelled");
+    assert!(h.state().editor.as_ref().unwrap().history.is_empty());
+}
