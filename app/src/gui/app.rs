@@ -336,12 +336,13 @@ impl ClearpaintApp {
 
     fn toolbar(&mut self, ui: &mut egui::Ui) {
         ui.horizontal(|ui| {
+            let l_file = ui.label("File");
             ui.add(
                 egui::TextEdit::singleline(&mut self.path_input)
                     .hint_text("image path")
                     .desired_width(260.0),
             )
-            .labelled_by(ui.label("File").id);
+            .labelled_by(l_file.id);
             if ui.button("Open").clicked() {
                 let p = PathBuf::from(self.path_input.trim());
                 self.open_path(&p);
@@ -395,16 +396,18 @@ impl ClearpaintApp {
     fn settings_panel(&mut self, ui: &mut egui::Ui) {
         let s = &mut self.settings;
         ui.heading("Inpaint");
+        let l_prompt = ui.label("Prompt");
         ui.add(
             egui::TextEdit::multiline(&mut s.request.prompt)
                 .hint_text("prompt")
                 .desired_rows(3),
         )
-        .labelled_by(ui.label("Prompt").id);
+        .labelled_by(l_prompt.id);
+        let l_negative = ui.label("Negative prompt");
         ui.add(
             egui::TextEdit::singleline(&mut s.request.negative_prompt).hint_text("negative prompt"),
         )
-        .labelled_by(ui.label("Negative prompt").id);
+        .labelled_by(l_negative.id);
         egui::ComboBox::from_label("Engine")
             .selected_text(format!("{:?}", s.engine))
             .show_ui(ui, |ui| {
@@ -423,8 +426,9 @@ impl ClearpaintApp {
         ui.add(egui::Slider::new(&mut s.request.guidance, 1.0..=15.0).text("Guidance"));
         ui.add(egui::Slider::new(&mut s.request.strength, 0.05..=1.0).text("Strength"));
         ui.horizontal(|ui| {
+            let l_seed = ui.label("Seed");
             ui.add(egui::DragValue::new(&mut s.request.seed))
-                .labelled_by(ui.label("Seed").id);
+                .labelled_by(l_seed.id);
             if ui.button("Random").clicked() {
                 s.request.seed = crate::gui::random_seed();
             }
@@ -454,13 +458,15 @@ impl ClearpaintApp {
             });
         ui.separator();
         ui.label("Models");
+        let l_model_folder = ui.label("Model folder");
         ui.add(egui::TextEdit::singleline(&mut s.model_dir).hint_text("diffusers pipeline folder"))
-            .labelled_by(ui.label("Model folder").id);
+            .labelled_by(l_model_folder.id);
+        let l_vae = ui.label("VAE folder");
         ui.add(
             egui::TextEdit::singleline(&mut s.vae_dir)
                 .hint_text("asymmetric VAE folder (optional)"),
         )
-        .labelled_by(ui.label("VAE folder").id);
+        .labelled_by(l_vae.id);
         ui.separator();
         let running = self.job.is_some();
         ui.horizontal(|ui| {
