@@ -149,3 +149,58 @@ fn cancel_stops_a_diffusion_run() {
     assert_eq!(h.state().status, "cancelled");
     assert!(h.state().editor.as_ref().unwrap().history.is_empty());
 }
+
+#[test]
+fn masks_save_and_load_as_grayscale_png_and_zoom_buttons_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = opened();
+    let mask = image::open(assets().join("sample_mask.png"))
+        .unwrap()
+        .to_luma8();
+    app.editor.as_mut().unwrap().set_mask(mask.clone()).unwrap();
+    let saved = dir.path().join("m.png");
+    app.mask_path_input = saved.display().to_string();
+    let mut h = harness(app);
+    h.run();
+    h.get_by_label("Save mask").click();
+    h.run();
+    assert_eq!(image::open(&saved).unwrap().to_luma8(), mask);
+    // Clear, then load it back: the same pixels, and the load is undoable.
+    h.get_by_label("Clear").click();
+    h.run();
+    assert_eq!(h.state().editor.as_ref().unwrap().mask_pixels(), 0);
+    h.get_by_label("Load mask").click();
+    h.run();
+    assert_eq!(h.state().editor.as_ref().unwrap().mask, mask);
+    // A mask of another size is refused in the window.
+    let small = dir.path().join("small.png");
+    image::GrayImage::new(10, 10).save(&small).unwrap();
+    h.state_mut().mask_path_input = small.display().to_string();
+    h.get_by_label("Load mask").click();
+    h.run();
+    assert!(
+        h.state()
+            .error
+            .as_ref()
+            .unwrap()
+            .contains("the mask is 10x10"),
+        "{:?}",
+        h.state().error
+    );
+    // 100% then Fit, in a window too small for the image at 1:1.
+    let state = std::mem::replace(h.state_mut(), ClearpaintApp::new());
+    drop(h);
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(640.0, 480.0))
+        .build_ui_state(|ui, app: &mut ClearpaintApp| app.show(ui), state);
+    h.run();
+    h.get_by_label("100%").click();
+    h.run();
+    assert!(
+        h.state().zoom() > 1.0,
+        "100% on a 512 px image in a smaller canvas zooms in"
+    );
+    h.get_by_label("Fit").click();
+    h.run();
+    assert_eq!(h.state().zoom(), 1.0);
+}

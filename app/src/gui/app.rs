@@ -74,6 +74,8 @@ pub struct ClearpaintApp {
     pub status: String,
     pub error: Option<String>,
     pub show_help: bool,
+    /// The path in the mask field (load / save the mask as a grayscale PNG).
+    pub mask_path_input: String,
     job: Option<Job>,
     texture: Option<(u64, egui::TextureHandle, egui::TextureHandle)>,
     zoom: f32,
@@ -96,6 +98,7 @@ impl ClearpaintApp {
             status: "Open an image to start (type a path, or drop a file on the window).".into(),
             error: None,
             show_help: false,
+            mask_path_input: String::new(),
             job: None,
             texture: None,
             zoom: 1.0,
@@ -130,6 +133,44 @@ impl ClearpaintApp {
             Ok(()) => self.status = format!("saved {}", path.display()),
             Err(e) => self.error = Some(e.to_string()),
         }
+    }
+
+    /// Loads a mask (white = repaint) of the image's size; errors are shown in the window.
+    pub fn load_mask(&mut self, path: &Path) {
+        let Some(ed) = &mut self.editor else { return };
+        let result = imaging::load(path)
+            .map_err(|e| e.to_string())
+            .and_then(|m| {
+                ed.set_mask(image::DynamicImage::ImageRgba8(m.rgba).to_luma8())
+                    .map_err(|e| format!("{}: {e}", path.display()))
+            });
+        match result {
+            Ok(()) => self.status = format!("loaded mask {}", path.display()),
+            Err(e) => self.error = Some(e),
+        }
+    }
+
+    /// Saves the mask as a grayscale PNG (white = repaint), atomically.
+    pub fn save_mask(&mut self, path: &Path) {
+        let Some(ed) = &self.editor else { return };
+        let rgba = image::DynamicImage::ImageLuma8(ed.mask.clone()).to_rgba8();
+        match imaging::save_png(
+            path,
+            &rgba,
+            false,
+            &[(
+                "Software",
+                format!("clearpaint {}", env!("CARGO_PKG_VERSION")),
+            )],
+        ) {
+            Ok(()) => self.status = format!("saved mask {}", path.display()),
+            Err(e) => self.error = Some(e.to_string()),
+        }
+    }
+
+    /// Zoom relative to "fit in the window" (1 = fit).
+    pub fn zoom(&self) -> f32 {
+        self.zoom
     }
 
     pub fn is_running(&self) -> bool {
@@ -277,7 +318,8 @@ impl ClearpaintApp {
                     ("[ / ]", "brush smaller / larger"),
                     ("Ctrl+Z / Ctrl+Shift+Z", "undo / redo"),
                     ("Ctrl+wheel", "zoom"),
-                    ("middle-drag", "pan"),
+                    ("middle-drag / space-drag", "pan"),
+                    ("Fit / 100%", "zoom to the window / to one pixel per point"),
                     ("C (hold)", "compare with the image before the last run"),
                     ("Ctrl+Enter", "run"),
                     ("Esc", "cancel a run"),
@@ -335,7 +377,7 @@ impl ClearpaintApp {
     }
 
     fn toolbar(&mut self, ui: &mut egui::Ui) {
-        ui.horizontal(|ui| {
+        ui.horizontal_wrapped(|ui| {
             let l_file = ui.label("File");
             ui.add(
                 egui::TextEdit::singleline(&mut self.path_input)
@@ -353,6 +395,37 @@ impl ClearpaintApp {
             {
                 let p = PathBuf::from(self.path_input.trim());
                 self.save_path(&p);
+            }
+            ui.separator();
+            let l_mask = ui.label("Mask");
+            ui.add(
+                egui::TextEdit::singleline(&mut self.mask_path_input)
+                    .hint_text("mask path")
+                    .desired_width(160.0),
+            )
+            .labelled_by(l_mask.id);
+            if ui
+                .add_enabled(self.editor.is_some(), egui::Button::new("Load mask"))
+                .clicked()
+            {
+                let p = PathBuf::from(self.mask_path_input.trim());
+                self.load_mask(&p);
+            }
+            if ui
+                .add_enabled(self.editor.is_some(), egui::Button::new("Save mask"))
+                .clicked()
+            {
+                let p = PathBuf::from(self.mask_path_input.trim());
+                self.save_mask(&p);
+            }
+            ui.separator();
+            if ui.button("Fit").clicked() {
+                self.zoom = 1.0;
+                self.pan = egui::Vec2::ZERO;
+            }
+            if ui.button("100%").clicked() {
+                self.zoom = -1.0; // resolved to 1:1 in the canvas
+                self.pan = egui::Vec2::ZERO;
             }
             ui.separator();
             let Some(ed) = &mut self.editor else { return };
@@ -522,13 +595,19 @@ impl ClearpaintApp {
         let fit = (avail.width() / size.x)
             .min(avail.height() / size.y)
             .min(1.0);
+        if self.zoom < 0.0 {
+            self.zoom = 1.0 / fit; // "100%": one image pixel per screen point
+        }
         if resp.hovered() {
             let (scroll, cmd) = ctx.input(|i| (i.smooth_scroll_delta.y, i.modifiers.command));
             if cmd && scroll != 0.0 {
                 self.zoom = (self.zoom * (1.0 + scroll / 400.0)).clamp(0.05, 32.0);
             }
         }
-        if resp.dragged_by(egui::PointerButton::Middle) {
+        let space = ctx.input(|i| i.key_down(egui::Key::Space)) && !ctx.egui_wants_keyboard_input();
+        if resp.dragged_by(egui::PointerButton::Middle)
+            || (space && resp.dragged_by(egui::PointerButton::Primary))
+        {
             self.pan += resp.drag_delta();
         }
         let scale = fit * self.zoom;
@@ -556,6 +635,9 @@ impl ClearpaintApp {
                 ed.brush * scale / 2.0,
                 egui::Stroke::new(1.0, egui::Color32::WHITE),
             );
+        }
+        if space {
+            return;
         }
         if resp.drag_started_by(egui::PointerButton::Primary) {
             ed.begin_stroke();
