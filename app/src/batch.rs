@@ -121,6 +121,17 @@ fn files_bar(multi: &MultiProgress, n: usize) -> ProgressBar {
     bar
 }
 
+/// Records one file's outcome; a failure is printed above the progress bars.
+fn record(report: &mut Report, multi: &MultiProgress, rel: &Path, result: Result<()>) {
+    match result {
+        Ok(()) => report.done.push(batch::portable(rel)),
+        Err(e) => {
+            multi.suspend(|| eprintln!("error: {e:#}"));
+            report.fail(rel, format!("{e:#}"));
+        }
+    }
+}
+
 /// Prints the summary, writes the JSON report, and fails when any file failed.
 fn finish(report: &Report, common: &Common) -> Result<()> {
     eprintln!(
@@ -186,13 +197,7 @@ fn inpaint_folder(a: &BatchInpaintArgs, choice: DeviceChoice) -> Result<()> {
             imaging::save_png(&outs[0], &out.image, loaded.has_alpha, &text)?;
             Ok(())
         })();
-        match result {
-            Ok(()) => report.done.push(batch::portable(rel)),
-            Err(e) => {
-                multi.suspend(|| eprintln!("error: {e:#}"));
-                report.fail(rel, format!("{e:#}"));
-            }
-        }
+        record(&mut report, &multi, rel, result);
         files.inc(1);
     }
     steps.finish_and_clear();
@@ -244,13 +249,7 @@ fn weather_folder(a: &BatchWeatherArgs, choice: DeviceChoice) -> Result<()> {
             }
             Ok(())
         })();
-        match result {
-            Ok(()) => report.done.push(batch::portable(rel)),
-            Err(e) => {
-                multi.suspend(|| eprintln!("error: {e:#}"));
-                report.fail(rel, format!("{e:#}"));
-            }
-        }
+        record(&mut report, &multi, rel, result);
         files.inc(1);
     }
     files.finish_and_clear();

@@ -270,6 +270,25 @@ pub fn prepare_mask(
     })
 }
 
+/// The request's mask at the image's size: resized (with a note) or, when resizing is off,
+/// refused if its size differs.
+fn request_mask(
+    mask: &GrayImage,
+    iw: u32,
+    ih: u32,
+    req: &InpaintRequest,
+    notes: &mut Vec<String>,
+) -> Result<GrayImage, InpaintError> {
+    if !req.resize_mask && mask.dimensions() != (iw, ih) {
+        return Err(InpaintError::Request(format!(
+            "the mask is {}x{} but the image is {iw}x{ih} (mask resizing is off)",
+            mask.width(),
+            mask.height()
+        )));
+    }
+    Ok(prepare_mask(mask, iw, ih, notes))
+}
+
 /// Bounding box `(x0, y0, x1, y1)` (exclusive) of the repaint pixels.
 fn bbox(mask: &GrayImage) -> Option<(u32, u32, u32, u32)> {
     let (mut x0, mut y0, mut x1, mut y1) = (u32::MAX, u32::MAX, 0, 0);
@@ -402,14 +421,7 @@ pub fn run(
     let device = &models.device;
     let (iw, ih) = image.dimensions();
     let mut notes = Vec::new();
-    if !req.resize_mask && mask.dimensions() != (iw, ih) {
-        return Err(InpaintError::Request(format!(
-            "the mask is {}x{} but the image is {iw}x{ih} (mask resizing is off)",
-            mask.width(),
-            mask.height()
-        )));
-    }
-    let mask = prepare_mask(mask, iw, ih, &mut notes);
+    let mask = request_mask(mask, iw, ih, req, &mut notes)?;
     let (rx, ry, rw, rh) = choose_region(req.region, &mask, req.crop_padding)?;
     if (rw, rh) != (iw, ih) {
         notes.push(format!(
@@ -627,14 +639,7 @@ pub fn run_classical(
 ) -> Result<InpaintOutput, InpaintError> {
     let (iw, ih) = image.dimensions();
     let mut notes = Vec::new();
-    if !req.resize_mask && mask.dimensions() != (iw, ih) {
-        return Err(InpaintError::Request(format!(
-            "the mask is {}x{} but the image is {iw}x{ih} (mask resizing is off)",
-            mask.width(),
-            mask.height()
-        )));
-    }
-    let mask = prepare_mask(mask, iw, ih, &mut notes);
+    let mask = request_mask(mask, iw, ih, req, &mut notes)?;
     let (bx0, by0, bx1, by1) = bbox(&mask).ok_or_else(|| {
         InpaintError::Request(
             "the mask is empty: nothing to repaint (white = repaint, black = keep)".into(),
