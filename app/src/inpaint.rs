@@ -55,8 +55,9 @@ pub enum Engine {
 #[derive(clap::Args, Debug, Clone)]
 pub struct InpaintOptions {
     /// A diffusers pipeline folder (model_index.json, unet/, vae/, text_encoder/, tokenizer/,
-    /// scheduler/), e.g. stable-diffusion-v1-5/stable-diffusion-inpainting.
-    #[arg(long, value_name = "DIR")]
+    /// scheduler/), e.g. stable-diffusion-v1-5/stable-diffusion-inpainting; or a single-file
+    /// SD 1.x checkpoint (.safetensors in the LDM layout, as A1111 / ComfyUI keep them).
+    #[arg(long, value_name = "PATH")]
     pub model: Option<PathBuf>,
     /// auto: diffusion when --model loads, else the classical fill; diffusion; classical.
     #[arg(long, value_enum, default_value = "auto")]
@@ -163,13 +164,14 @@ impl InpaintOptions {
     pub fn load(&self, choice: DeviceChoice) -> Result<InpaintModels> {
         let Some(model) = &self.model else {
             bail!(
-                "--engine diffusion needs --model DIR (a diffusers Stable Diffusion 1.x folder; see weights/README.md)"
+                "--engine diffusion needs --model PATH (a diffusers Stable Diffusion 1.x folder or \
+                 single-file checkpoint; see weights/README.md)"
             );
         };
-        if !model.is_dir() {
+        if !model.exists() {
             bail!(
-                "{}: no such model folder. Inpainting needs a diffusers Stable Diffusion 1.x \
-                 folder ({}), e.g. stable-diffusion-v1-5/stable-diffusion-inpainting, and for the \
+                "{}: no such model folder or file. Inpainting needs a diffusers Stable Diffusion \
+                 1.x folder ({}) or a single-file SD 1.x .safetensors checkpoint, e.g. stable-diffusion-v1-5/stable-diffusion-inpainting, and for the \
                  asymmetric decoder --vae with cross-attention/asymmetric-autoencoder-kl-x-1-5; \
                  see weights/README.md",
                 model.display(),

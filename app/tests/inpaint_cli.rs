@@ -452,3 +452,83 @@ fn without_weights_auto_uses_the_classical_fill_and_says_so() {
         .1;
     assert!(engine.starts_with("classical ("), "{engine}");
 }
+
+/// The tiny LDM checkpoint with its 1000-token embedding padded to CLIP's 49408 tokens, as a
+/// real SD 1.x checkpoint has (the bundled tokenizer is used with single files).
+fn padded_checkpoint(path: &Path) {
+    use clearpaint_core::weights::SafetensorsFile;
+    let file = SafetensorsFile::open(fixtures().join("sd15_ldm_tiny.safetensors")).unwrap();
+    let emb_key = "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight";
+    let emb = file.entry(emb_key).unwrap().shape.clone();
+    let mut padded = file.raw(emb_key).unwrap().to_vec();
+    padded.resize(49408 * emb[1] * 4, 0);
+    let keys: Vec<String> = file.keys().map(str::to_string).collect();
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = keys
+        .iter()
+        .map(|k| {
+            let e = file.entry(k).unwrap();
+            let view = if k == emb_key {
+                safetensors::tensor::TensorView::new(e.dtype, vec![49408, emb[1]], &padded)
+            } else {
+                safetensors::tensor::TensorView::new(e.dtype, e.shape.clone(), file.raw(k).unwrap())
+            };
+            (k.clone(), view.unwrap())
+        })
+        .collect();
+    safetensors::serialize_to_file(views, None, path).unwrap();
+}
+
+#[test]
+fn a_single_file_ldm_checkpoint_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ip, mp, op) = (
+        dir.path().join("in.png"),
+        dir.path().join("m.png"),
+        dir.path().join("out.png"),
+    );
+    let img = picture(64, 48);
+    img.save(&ip).unwrap();
+    let mask = rect_mask(64, 48, 16, 8, 40, 32);
+    mask.save(&mp).unwrap();
+    let std_decoder = [
+        "--decoder",
+        "standard",
+        "--mask-blur",
+        "0",
+        "--engine",
+        "diffusion",
+    ];
+
+    // The fixture as converted: its text encoder knows 1000 tokens, the CLIP tokenizer 49408.
+    let tiny = fixtures().join("sd15_ldm_tiny.safetensors");
+    let mut a = base_args(s(&tiny), s(&ip), s(&mp), s(&op));
+    a.extend(std_decoder);
+    let o = clearpaint(&a);
+    assert!(!o.status.success());
+    let e = err(&o);
+    assert!(
+        e.contains("sd15_ldm_tiny.safetensors") && e.contains("49408") && e.contains("1000"),
+        "{e}"
+    );
+    assert!(!op.exists());
+
+    let ckpt = dir.path().join("sd15-inpainting.safetensors");
+    padded_checkpoint(&ckpt);
+    let mut a = base_args(s(&ckpt), s(&ip), s(&mp), s(&op));
+    a.extend(std_decoder);
+    let o = clearpaint(&a);
+    assert!(o.status.success(), "{}", err(&o));
+    let out = image::open(&op).unwrap().to_rgba8();
+    let mut changed = 0;
+    for (x, y, p) in out.enumerate_pixels() {
+        if mask.get_pixel(x, y)[0] == 0 {
+            assert_eq!(p, img.get_pixel(x, y), "unmasked pixel ({x}, {y}) changed");
+        } else if p != img.get_pixel(x, y) {
+            changed += 1;
+        }
+    }
+    assert!(changed > 100, "the masked area was not repainted");
+    let text = clearpaint_core::imaging::png_text(&op).unwrap();
+    let params = &text.iter().find(|(k, _)| k == "parameters").unwrap().1;
+    assert!(params.contains("Model: sd15-inpainting"), "{params}");
+}

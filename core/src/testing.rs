@@ -203,3 +203,20 @@ pub fn write_formula_weights_as<M: burn::module::Module>(
         .collect();
     safetensors::serialize_to_file(views, None, path).expect("write formula weights");
 }
+
+/// Writes the tensors `keys` of `file`, byte for byte, to a new safetensors file at `path` (to
+/// make partial or altered copies of a fixture).
+pub fn copy_tensors(file: &SafetensorsFile, keys: &[String], path: &std::path::Path) {
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = keys
+        .iter()
+        .map(|k| {
+            let e = file.entry(k).unwrap_or_else(|| panic!("no tensor {k}"));
+            let raw = file.raw(k).expect("raw bytes");
+            (
+                k.clone(),
+                safetensors::tensor::TensorView::new(e.dtype, e.shape.clone(), raw).expect("view"),
+            )
+        })
+        .collect();
+    safetensors::serialize_to_file(views, None, path).expect("write copy");
+}

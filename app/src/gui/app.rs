@@ -707,11 +707,12 @@ fn run_job(
     ) {
         Ok(m) => m,
         Err(e) => {
-            let msg = if Path::new(model).is_dir() {
+            let msg = if Path::new(model).exists() {
                 e.to_string()
             } else {
                 format!(
-                    "{model}: no such model folder; it needs {} (see weights/README.md)",
+                    "{model}: no such model folder or file; it needs a diffusers folder with {} \
+                     or a single-file SD 1.x checkpoint (see weights/README.md)",
                     inpaint::REQUIRED
                 )
             };

@@ -4,6 +4,7 @@ pub mod asym_decoder;
 pub mod attention;
 pub mod augan;
 pub mod clip;
+pub mod ldm;
 pub mod tokenizer;
 pub mod unet;
 pub mod vae;

@@ -125,6 +125,15 @@ impl ClipTokenizer {
         })
     }
 
+    /// The number of token ids (one more than the largest id it can produce).
+    pub fn vocab_len(&self) -> usize {
+        self.vocab
+            .values()
+            .map(|&v| v as usize + 1)
+            .max()
+            .unwrap_or(0)
+    }
+
     /// The standard CLIP vocabulary (49408 tokens), bundled.
     pub fn bundled() -> Self {
         let mut text = String::new();

@@ -20,12 +20,13 @@ use image::{GrayImage, RgbaImage};
 use crate::device::Selected;
 use crate::imaging;
 use crate::models::clip::{self, ClipTextModel};
+use crate::models::ldm;
 use crate::models::tokenizer::{ClipTokenizer, TokenizerError};
 use crate::models::unet::{self, UNet2DConditionModel, UNetConfig};
 use crate::models::vae::{self, AutoencoderKL, VaeConfig, downsample_mask, gaussian_noise};
 use crate::progress::{CancelToken, Progress};
 use crate::schedulers::{Scheduler, SchedulerConfig, SchedulerKind};
-use crate::weights::{WeightsError, read_config};
+use crate::weights::{SafetensorsFile, WeightsError, read_config};
 
 /// Errors of the inpainting pipeline; each says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -142,37 +143,66 @@ impl InpaintModels {
         selected: &Selected,
     ) -> Result<Self, InpaintError> {
         let device = &selected.device;
-        if !model_dir.is_dir() {
+        let single_file = model_dir.is_file();
+        if !single_file && !model_dir.is_dir() {
             return Err(InpaintError::Model {
                 path: model_dir.to_path_buf(),
                 problem: format!(
-                    "not a folder; expected a diffusers pipeline folder with {REQUIRED}"
+                    "no such file or folder; expected a diffusers pipeline folder with \
+                     {REQUIRED}, or a single-file SD 1.x checkpoint (.safetensors)"
                 ),
             });
         }
-        for sub in ["unet", "text_encoder"] {
-            if !model_dir.join(sub).is_dir() {
+        let checkpoint = if single_file {
+            let file = SafetensorsFile::open(model_dir)?;
+            if !ldm::is_ldm_checkpoint(&file) {
                 return Err(InpaintError::Model {
                     path: model_dir.to_path_buf(),
-                    problem: format!(
-                        "no {sub}/ folder; a diffusers pipeline folder has {REQUIRED}"
-                    ),
+                    problem: "not a single-file Stable Diffusion checkpoint (no \
+                              model.diffusion_model.* tensors); give a diffusers pipeline folder \
+                              or an SD 1.x .safetensors checkpoint"
+                        .into(),
                 });
             }
-        }
-        let u = unet::load_folder(model_dir.join("unet"), device)?;
-        let c = clip::load_folder(model_dir.join("text_encoder"), device)?;
-        let tokenizer = ClipTokenizer::from_folder_or_bundled(Some(&model_dir.join("tokenizer")))?;
-        let sched_path = model_dir.join("scheduler").join("scheduler_config.json");
-        let scheduler_config = if sched_path.is_file() {
-            let cfg: SchedulerConfig = read_config(&sched_path)?;
-            cfg.validate().map_err(|problem| InpaintError::Model {
-                path: sched_path.clone(),
-                problem,
-            })?;
-            cfg
+            Some(file)
         } else {
-            SchedulerConfig::sd15()
+            for sub in ["unet", "text_encoder"] {
+                if !model_dir.join(sub).is_dir() {
+                    return Err(InpaintError::Model {
+                        path: model_dir.to_path_buf(),
+                        problem: format!(
+                            "no {sub}/ folder; a diffusers pipeline folder has {REQUIRED}"
+                        ),
+                    });
+                }
+            }
+            None
+        };
+        let (u, c, tokenizer, scheduler_config) = match &checkpoint {
+            Some(file) => (
+                ldm::load_unet(file, device)?,
+                ldm::load_text_encoder(file, device)?,
+                ClipTokenizer::bundled(),
+                SchedulerConfig::sd15(),
+            ),
+            None => {
+                let u = unet::load_folder(model_dir.join("unet"), device)?;
+                let c = clip::load_folder(model_dir.join("text_encoder"), device)?;
+                let tokenizer =
+                    ClipTokenizer::from_folder_or_bundled(Some(&model_dir.join("tokenizer")))?;
+                let sched_path = model_dir.join("scheduler").join("scheduler_config.json");
+                let scheduler_config = if sched_path.is_file() {
+                    let cfg: SchedulerConfig = read_config(&sched_path)?;
+                    cfg.validate().map_err(|problem| InpaintError::Model {
+                        path: sched_path.clone(),
+                        problem,
+                    })?;
+                    cfg
+                } else {
+                    SchedulerConfig::sd15()
+                };
+                (u, c, tokenizer, scheduler_config)
+            }
         };
         let asym_vae = match (decoder, asym_vae_dir) {
             (DecoderChoice::Asymmetric, Some(dir)) => {
@@ -197,11 +227,25 @@ impl InpaintModels {
             _ => None,
         };
         let vae = if asym_vae.is_none() {
-            let v = vae::load_folder(model_dir.join("vae"), device)?;
+            let v = match &checkpoint {
+                Some(file) => ldm::load_vae(file, device)?,
+                None => vae::load_folder(model_dir.join("vae"), device)?,
+            };
             Some((v.model, v.config))
         } else {
             None
         };
+        if tokenizer.vocab_len() > c.config.vocab_size {
+            return Err(InpaintError::Model {
+                path: model_dir.to_path_buf(),
+                problem: format!(
+                    "the tokenizer has {} tokens but the text encoder embeds only {}; the \
+                     tokenizer does not belong to this text encoder",
+                    tokenizer.vocab_len(),
+                    c.config.vocab_size
+                ),
+            });
+        }
         if u.config.cross_attention_dim != c.config.hidden_size {
             return Err(InpaintError::Model {
                 path: model_dir.to_path_buf(),
@@ -222,7 +266,7 @@ impl InpaintModels {
             device: device.clone(),
             max_tensor_bytes: selected.max_tensor_bytes,
             model_name: model_dir
-                .file_name()
+                .file_stem()
                 .map(|s| s.to_string_lossy().to_string())
                 .unwrap_or_default(),
         })

@@ -174,7 +174,35 @@ impl SafetensorsFile {
                 entry.dtype
             ),
         })?;
-        Ok(decode_floats(float, bytes))
+        let values = decode_floats(float, bytes);
+        self.release(entry.range);
+        Ok(values)
+    }
+
+    /// The raw little-endian bytes of a tensor, as stored.
+    pub fn raw(&self, key: &str) -> Option<&[u8]> {
+        self.tensors
+            .get(key)
+            .map(|e| &self.map[e.range.0..e.range.1])
+    }
+
+    /// Drops the mapped pages of a tensor that has been copied out, so that loading a model
+    /// does not keep the whole file resident beside the model it became (the pages are
+    /// re-read from the file if touched again).
+    fn release(&self, range: (usize, usize)) {
+        #[cfg(unix)]
+        // SAFETY: the map is a read-only mapping of a file; MADV_DONTNEED only drops resident
+        // pages, which the kernel refills from the file on the next access, so no reader can
+        // observe a change. No reference into this range outlives the decode above.
+        unsafe {
+            let _ = self.map.unchecked_advise_range(
+                memmap2::UncheckedAdvice::DontNeed,
+                range.0,
+                range.1 - range.0,
+            );
+        }
+        #[cfg(not(unix))]
+        let _ = range;
     }
 }
 

@@ -25,6 +25,9 @@ use super::{SafetensorsFile, WeightsError};
 pub struct KeyRemap {
     rules: Vec<(Regex, String)>,
     ignore: Vec<Regex>,
+    /// Only keys with one of these prefixes belong to the model (one component of a
+    /// single-file checkpoint); others are skipped silently.
+    only: Vec<String>,
 }
 
 impl KeyRemap {
@@ -47,15 +50,30 @@ impl KeyRemap {
         self
     }
 
+    /// Keeps only keys starting with `prefix` (and strips it): one component of a checkpoint
+    /// that holds several. Several calls keep the keys of any of the prefixes.
+    pub fn only(mut self, prefix: &str) -> Self {
+        self.only.push(prefix.to_string());
+        self
+    }
+
     /// Appends the rules of `other` after ours.
     pub fn extend(mut self, other: KeyRemap) -> Self {
         self.rules.extend(other.rules);
         self.ignore.extend(other.ignore);
+        self.only.extend(other.only);
         self
     }
 
     /// The module path for file key `key`, or `None` if the key is ignored.
     pub fn apply(&self, key: &str) -> Option<String> {
+        let key = if self.only.is_empty() {
+            key
+        } else {
+            self.only
+                .iter()
+                .find_map(|p| key.strip_prefix(p.as_str()))?
+        };
         if self.ignore.iter().any(|re| re.is_match(key)) {
             return None;
         }
