@@ -168,19 +168,27 @@ impl InpaintOptions {
                  single-file checkpoint; see weights/README.md)"
             );
         };
+        // A known model's name (`sd15-inpainting`) where it is present on this machine.
+        let weights = Path::new("weights");
+        let model = &clearpaint::hub::resolve_model_arg(model, weights);
+        let vae = self
+            .vae
+            .as_deref()
+            .map(|v| clearpaint::hub::resolve_model_arg(v, weights));
         if !model.exists() {
             bail!(
                 "{}: no such model folder or file. Inpainting needs a diffusers Stable Diffusion \
-                 1.x folder ({}) or a single-file SD 1.x .safetensors checkpoint, e.g. stable-diffusion-v1-5/stable-diffusion-inpainting, and for the \
-                 asymmetric decoder --vae with cross-attention/asymmetric-autoencoder-kl-x-1-5; \
-                 see weights/README.md",
+                 1.x folder ({}) or a single-file SD 1.x .safetensors checkpoint, e.g. \
+                 stable-diffusion-v1-5/stable-diffusion-inpainting, and for the asymmetric \
+                 decoder --vae with cross-attention/asymmetric-autoencoder-kl-x-1-5 (clearpaint \
+                 weights fetch sd15-inpainting / asym-vae-x1.5; see weights/README.md)",
                 model.display(),
                 inpaint::REQUIRED
             );
         }
         let selected = device::select(choice)?;
         eprintln!("loading {} on {}", model.display(), selected.description);
-        InpaintModels::load(model, self.vae.as_deref(), self.decoder(), &selected)
+        InpaintModels::load(model, vae.as_deref(), self.decoder(), &selected)
             .with_context(|| format!("loading {}", model.display()))
     }
 }

@@ -1,17 +1,17 @@
 //! The `clearpaint` binary: a thin CLI over `clearpaint-core`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Parser, Subcommand};
 use clearpaint_core::device::{self, DEVICE_ENV, DeviceChoice};
-use clearpaint_core::weights::{self, SafetensorsFile};
 
 mod batch;
 mod bench;
 mod inpaint;
 mod weather;
+mod weights_cmd;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -52,12 +52,9 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Night / rainy night to day with AU-GAN (optionally with its uncertainty map).
     Weather(weather::WeatherArgs),
-    /// Check weight files or diffusers model folders: open, validate, and summarise them.
-    Weights {
-        /// `.safetensors` files, component folders (with config.json) or pipeline folders.
-        #[arg(required = true)]
-        paths: Vec<PathBuf>,
-    },
+    /// Weights: list the known models, check, fetch from the Hub, summarise, test-load.
+    #[command(subcommand)]
+    Weights(weights_cmd::WeightsCommand),
 }
 
 fn main() -> ExitCode {
@@ -73,7 +70,7 @@ fn main() -> ExitCode {
     };
     let result = match command {
         Command::Devices => devices(cli.device),
-        Command::Weights { paths } => weights_cmd(paths),
+        Command::Weights(cmd) => weights_cmd::run(cmd, cli.device),
         Command::Weather(args) => weather::run(args, cli.device),
         Command::Inpaint(args) => inpaint::run(args, cli.device),
         Command::Batch(cmd) => batch::run(cmd, cli.device),
@@ -139,79 +136,4 @@ fn num_threads() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
-}
-
-fn weights_cmd(paths: &[PathBuf]) -> Result<()> {
-    let mut failed = 0usize;
-    for path in paths {
-        if let Err(e) = inspect(path) {
-            eprintln!("error: {e:#}");
-            failed += 1;
-        }
-    }
-    if failed > 0 {
-        anyhow::bail!("{failed} of {} path(s) could not be read", paths.len());
-    }
-    Ok(())
-}
-
-fn inspect(path: &Path) -> Result<()> {
-    if path.is_dir() {
-        if path.join("config.json").is_file() {
-            let comp = weights::component_files(path)?;
-            let files = comp.open()?;
-            let _: serde_json::Value = comp.config()?;
-            summarise(&path.display().to_string(), &files);
-            return Ok(());
-        }
-        // A pipeline folder: every sub-folder with a config.json is a component.
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
-            .with_context(|| format!("{}", path.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.join("config.json").is_file())
-            .collect();
-        entries.sort();
-        if entries.is_empty() {
-            anyhow::bail!(
-                "{}: no config.json here or in any sub-folder (not a diffusers model folder)",
-                path.display()
-            );
-        }
-        for e in entries {
-            let comp = weights::component_files(&e)?;
-            let files = comp.open()?;
-            summarise(&e.display().to_string(), &files);
-        }
-        return Ok(());
-    }
-    let file = SafetensorsFile::open(path)?;
-    summarise(&path.display().to_string(), std::slice::from_ref(&file));
-    Ok(())
-}
-
-fn summarise(name: &str, files: &[SafetensorsFile]) {
-    let mut params = 0usize;
-    let mut dtypes = std::collections::BTreeMap::<String, usize>::new();
-    let mut tensors = 0usize;
-    for f in files {
-        for k in f.keys() {
-            if let Some(e) = f.entry(k) {
-                params += e.shape.iter().product::<usize>();
-                *dtypes.entry(format!("{:?}", e.dtype)).or_insert(0) += 1;
-                tensors += 1;
-            }
-        }
-    }
-    let dtypes: Vec<String> = dtypes.iter().map(|(d, n)| format!("{n} {d}")).collect();
-    println!(
-        "{name}: ok, {} file(s), {tensors} tensors ({}), {:.2}M parameters",
-        files.len(),
-        dtypes.join(", "),
-        params as f64 / 1e6
-    );
-    let groups: Vec<String> = weights::key_summary(files)
-        .iter()
-        .map(|(k, n)| format!("{k} ({n})"))
-        .collect();
-    println!("  top-level keys: {}", groups.join(", "));
 }

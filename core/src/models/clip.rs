@@ -250,7 +250,7 @@ pub fn load_files(
 ) -> Result<LoadedClip, WeightsError> {
     let options = LoadOptions {
         remap: remap(),
-        allow_partial: false,
+        ..LoadOptions::default()
     };
     let (model, report) = load_module(ClipTextModel::new(&config, device), files, &options)?;
     Ok(LoadedClip {

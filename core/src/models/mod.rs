@@ -3,6 +3,7 @@
 pub mod asym_decoder;
 pub mod attention;
 pub mod augan;
+pub mod check;
 pub mod clip;
 pub mod ldm;
 pub mod tokenizer;

@@ -662,7 +662,7 @@ pub fn load_files(
 ) -> Result<LoadedUNet, WeightsError> {
     let options = LoadOptions {
         remap: remap(),
-        allow_partial: false,
+        ..LoadOptions::default()
     };
     let (model, report) = load_module(UNet2DConditionModel::new(&config, device), files, &options)?;
     Ok(LoadedUNet {

@@ -778,7 +778,7 @@ pub fn load_files(
 ) -> Result<LoadedVae, WeightsError> {
     let options = LoadOptions {
         remap: remap_for(files, &config),
-        allow_partial: false,
+        ..LoadOptions::default()
     };
     let (model, report) = load_module(AutoencoderKL::new(&config, device), files, &options)?;
     Ok(LoadedVae {

@@ -93,6 +93,9 @@ pub struct LoadOptions {
     pub remap: KeyRemap,
     /// Accept missing and unexpected keys (shape mismatches are always errors).
     pub allow_partial: bool,
+    /// Check keys, shapes and dtypes only: no tensor data is read and the module keeps its
+    /// (lazy, never materialised) initial parameters. `clearpaint weights check` uses this.
+    pub dry_run: bool,
 }
 
 /// A parameter whose file tensor has a different shape.
@@ -226,6 +229,7 @@ pub fn load_module<M: Module>(
         }
     }
     let mut loader = Loader {
+        dry_run: options.dry_run,
         files,
         index,
         path: Vec::new(),
@@ -265,6 +269,7 @@ pub fn load_module<M: Module>(
 }
 
 struct Loader<'a> {
+    dry_run: bool,
     files: &'a [SafetensorsFile],
     index: HashMap<String, (usize, String)>,
     path: Vec<String>,
@@ -360,6 +365,20 @@ impl ModuleMapper for Loader<'_> {
                 expected: torch_shape,
                 found: file_shape,
             });
+            return param;
+        }
+        if self.dry_run {
+            if super::float_type(entry.dtype).is_none() {
+                self.report.unreadable.push((
+                    file_key,
+                    format!(
+                        "dtype {:?}; weights must be F32, F16, BF16 or F64",
+                        entry.dtype
+                    ),
+                ));
+            } else {
+                self.report.loaded += 1;
+            }
             return param;
         }
         let mut values = match file.read_f32(&file_key) {
