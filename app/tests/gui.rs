@@ -204,3 +204,51 @@ fn masks_save_and_load_as_grayscale_png_and_zoom_buttons_work() {
     h.run();
     assert_eq!(h.state().zoom(), 1.0);
 }
+
+#[test]
+fn known_models_section_uses_and_checks_models() {
+    let dir = tempfile::tempdir().unwrap();
+    let asym = dir.path().join("asymmetric-autoencoder-kl-x-1-5");
+    let fixtures = assets().join("../tools/reference/fixtures");
+    std::fs::create_dir_all(&asym).unwrap();
+    for f in ["config.json", "diffusion_pytorch_model.safetensors"] {
+        std::fs::copy(fixtures.join("vae_asym_tiny").join(f), asym.join(f)).unwrap();
+    }
+    let mut app = ClearpaintApp::new();
+    app.models.weights_dir = dir.path().to_path_buf();
+    app.settings.model_dir = fixtures.join("tiny_sd_inpaint9").display().to_string();
+    // Tall enough that the whole settings panel is on screen (it scrolls in a smaller window).
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1200.0, 2000.0))
+        .build_ui_state(|ui, app: &mut ClearpaintApp| app.show(ui), app);
+    h.run();
+    h.get_by_label("Known models").click();
+    h.run();
+    // Every known model is listed with where it is; absent ones offer a download.
+    assert!(h.query_by_label_contains("present: ").is_some());
+    assert!(h.query_by_label("Fetch sd15-inpainting").is_some());
+    assert!(h.query_by_label("Fetch asym-vae-x2").is_some());
+    // Use fills the VAE field with the folder found.
+    h.get_by_label("Use asym-vae-x1.5").click();
+    h.run();
+    assert_eq!(h.state().settings.vae_dir, asym.display().to_string());
+    // Check validates it (and the model folder) as `weights check` does.
+    h.get_by_label("Check asym-vae-x1.5").click();
+    h.run();
+    let msg = h.state().models.message.clone().unwrap();
+    assert!(msg.ends_with("OK (1 part(s) checked)"), "{msg}");
+    h.get_by_label("Check model").click();
+    h.run();
+    let msg = h.state().models.message.clone().unwrap();
+    assert!(msg.contains("OK (4 part(s) checked)"), "{msg}");
+    // A broken file is named with its problem.
+    std::fs::write(asym.join("diffusion_pytorch_model.safetensors"), b"garbage").unwrap();
+    h.get_by_label("Check asym-vae-x1.5").click();
+    h.run();
+    let msg = h.state().models.message.clone().unwrap();
+    assert!(msg.contains("not a safetensors file"), "{msg}");
+    assert!(
+        h.query_by_label_contains("not a safetensors file")
+            .is_some()
+    );
+}

@@ -76,6 +76,8 @@ pub struct ClearpaintApp {
     pub show_help: bool,
     /// The path in the mask field (load / save the mask as a grayscale PNG).
     pub mask_path_input: String,
+    /// Known models: where they are, Use / Fetch / Check.
+    pub models: super::models::ModelsPanel,
     job: Option<Job>,
     texture: Option<(u64, egui::TextureHandle, egui::TextureHandle)>,
     zoom: f32,
@@ -99,6 +101,7 @@ impl ClearpaintApp {
             error: None,
             show_help: false,
             mask_path_input: String::new(),
+            models: super::models::ModelsPanel::default(),
             job: None,
             texture: None,
             zoom: 1.0,
@@ -299,7 +302,9 @@ impl ClearpaintApp {
             }
         }
         egui::Panel::top("toolbar").show(ui, |ui| self.toolbar(ui));
-        egui::Panel::right("settings").show(ui, |ui| self.settings_panel(ui));
+        egui::Panel::right("settings").show(ui, |ui| {
+            egui::ScrollArea::vertical().show(ui, |ui| self.settings_panel(ui))
+        });
         egui::Panel::bottom("status").show(ui, |ui| {
             ui.horizontal(|ui| {
                 if let Some(e) = &self.error {
@@ -532,14 +537,23 @@ impl ClearpaintApp {
         ui.separator();
         ui.label("Models");
         let l_model_folder = ui.label("Model folder");
-        ui.add(egui::TextEdit::singleline(&mut s.model_dir).hint_text("diffusers pipeline folder"))
-            .labelled_by(l_model_folder.id);
+        ui.add(
+            egui::TextEdit::singleline(&mut s.model_dir)
+                .hint_text("diffusers folder, .safetensors checkpoint or known name"),
+        )
+        .labelled_by(l_model_folder.id);
         let l_vae = ui.label("VAE folder");
         ui.add(
             egui::TextEdit::singleline(&mut s.vae_dir)
                 .hint_text("asymmetric VAE folder (optional)"),
         )
         .labelled_by(l_vae.id);
+        let model_field = s.model_dir.clone();
+        match self.models.show(ui, &model_field) {
+            Some(super::models::Use::Model(p)) => self.settings.model_dir = p.display().to_string(),
+            Some(super::models::Use::Vae(p)) => self.settings.vae_dir = p.display().to_string(),
+            None => {}
+        }
         ui.separator();
         let running = self.job.is_some();
         ui.horizontal(|ui| {
@@ -699,15 +713,15 @@ fn run_job(
     } else {
         settings.request.decoder
     };
-    let models = match InpaintModels::load(
-        Path::new(model),
-        (!vae.is_empty()).then(|| Path::new(vae)),
-        decoder,
-        &selected,
-    ) {
+    // Known model names (`sd15-inpainting`) resolve to where they are on this machine.
+    let weights = Path::new("weights");
+    let model_path = crate::hub::resolve_model_arg(Path::new(model), weights);
+    let vae_path =
+        (!vae.is_empty()).then(|| crate::hub::resolve_model_arg(Path::new(vae), weights));
+    let models = match InpaintModels::load(&model_path, vae_path.as_deref(), decoder, &selected) {
         Ok(m) => m,
         Err(e) => {
-            let msg = if Path::new(model).exists() {
+            let msg = if model_path.exists() {
                 e.to_string()
             } else {
                 format!(

@@ -2,6 +2,7 @@
 
 pub mod app;
 pub mod editor;
+pub mod models;
 
 pub use app::ClearpaintApp;
 
