@@ -252,3 +252,49 @@ fn known_models_section_uses_and_checks_models() {
             .is_some()
     );
 }
+
+#[test]
+fn results_history_compare_and_feather() {
+    let mut app = opened();
+    let mask = image::open(assets().join("sample_mask.png"))
+        .unwrap()
+        .to_luma8();
+    app.editor.as_mut().unwrap().set_mask(mask.clone()).unwrap();
+    app.settings.engine = EngineChoice::Classical;
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1200.0, 1600.0))
+        .build_ui_state(|ui, app: &mut ClearpaintApp| app.show(ui), app);
+    h.run();
+    // Two passes: the second works on the first one's result.
+    for grow in [0, 12] {
+        h.state_mut().editor.as_mut().unwrap().grow_mask(grow);
+        h.get_by_label("Run").click();
+        h.run();
+        h.state_mut().wait_for_job();
+        h.run();
+    }
+    let (first, second) = {
+        let ed = h.state().editor.as_ref().unwrap();
+        assert_eq!(ed.history.len(), 2);
+        (ed.history[0].clone(), ed.history[1].clone())
+    };
+    assert!(first != second, "the second pass changed nothing");
+    // The compare slider is offered once there is a result; the divider can be set.
+    assert!(h.query_by_label_contains("drag the slider to compare").is_some());
+    h.state_mut().compare_split = 0.5;
+    h.run();
+    // Going back to the first result, and undoing that.
+    h.get_by_label("Result 1").click();
+    h.run();
+    assert_eq!(h.state().editor.as_ref().unwrap().image, first);
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    h.run();
+    assert_eq!(h.state().editor.as_ref().unwrap().image, second);
+    // Feather turns the hard mask edge into a gradient.
+    let hard = |m: &image::GrayImage| m.pixels().filter(|p| p[0] != 0 && p[0] != 255).count();
+    assert_eq!(hard(&h.state().editor.as_ref().unwrap().mask), hard(&mask));
+    h.get_by_label("Feather").click();
+    h.run();
+    assert!(hard(&h.state().editor.as_ref().unwrap().mask) > hard(&mask) + 100);
+    assert!(h.query_by_label("Mask colour").is_some());
+}

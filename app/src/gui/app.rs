@@ -35,6 +35,8 @@ pub struct Settings {
     pub engine: EngineChoice,
     pub request: InpaintRequest,
     pub device: DeviceChoice,
+    /// The mask overlay's colour (alpha = its opacity).
+    pub mask_colour: egui::Color32,
 }
 
 impl Default for Settings {
@@ -48,8 +50,36 @@ impl Default for Settings {
                 ..Default::default()
             },
             device: DeviceChoice::Auto,
+            mask_colour: egui::Color32::from_rgba_unmultiplied(255, 40, 60, 110),
         }
     }
+}
+
+struct Textures {
+    revision: u64,
+    colour: egui::Color32,
+    image: egui::TextureHandle,
+    mask: egui::TextureHandle,
+}
+
+/// The mask overlay of rectangle `r` (x0, y0, x1, y1): `colour` with its alpha scaled by the
+/// mask value (so feathered edges show as a gradient).
+fn overlay(
+    mask: &image::GrayImage,
+    r: (u32, u32, u32, u32),
+    colour: egui::Color32,
+) -> egui::ColorImage {
+    let (w, h) = ((r.2 - r.0) as usize, (r.3 - r.1) as usize);
+    let [cr, cg, cb, ca] = colour.to_srgba_unmultiplied();
+    let mut px = Vec::with_capacity(w * h * 4);
+    for y in r.1..r.3 {
+        let row = &mask.as_raw()[(y * mask.width()) as usize..][..mask.width() as usize];
+        for &v in &row[r.0 as usize..r.2 as usize] {
+            let a = (ca as u32 * v as u32 + 127) / 255;
+            px.extend_from_slice(&[cr, cg, cb, a as u8]);
+        }
+    }
+    egui::ColorImage::from_rgba_unmultiplied([w, h], &px)
 }
 
 enum JobResult {
@@ -79,7 +109,10 @@ pub struct ClearpaintApp {
     /// Known models: where they are, Use / Fetch / Check.
     pub models: super::models::ModelsPanel,
     job: Option<Job>,
-    texture: Option<(u64, egui::TextureHandle, egui::TextureHandle)>,
+    texture: Option<Textures>,
+    before_tex: Option<(u64, egui::TextureHandle)>,
+    /// Where the before/after divider is (0 = all after, 1 = all before).
+    pub compare_split: f32,
     zoom: f32,
     pan: egui::Vec2,
     last_pos: Option<(f32, f32)>,
@@ -104,6 +137,8 @@ impl ClearpaintApp {
             models: super::models::ModelsPanel::default(),
             job: None,
             texture: None,
+            before_tex: None,
+            compare_split: 0.0,
             zoom: 1.0,
             pan: egui::Vec2::ZERO,
             last_pos: None,
@@ -258,33 +293,119 @@ impl ClearpaintApp {
         }
     }
 
+    /// The image and mask-overlay textures, uploaded when they changed: the whole image after
+    /// a run, undo or mask operation; only the touched rectangle of the overlay while painting.
     fn textures(
         &mut self,
         ctx: &egui::Context,
     ) -> Option<(egui::TextureId, egui::TextureId, egui::Vec2)> {
-        let ed = self.editor.as_ref()?;
-        let fresh = !matches!(&self.texture, Some((rev, _, _)) if *rev == ed.revision);
-        if fresh {
-            let (w, h) = (ed.image.width() as usize, ed.image.height() as usize);
-            let img = egui::ColorImage::from_rgba_unmultiplied([w, h], ed.image.as_raw());
-            let overlay: Vec<u8> = ed
-                .mask
-                .pixels()
-                .flat_map(|p| {
-                    if p[0] >= 128 {
-                        [255, 40, 60, 110]
-                    } else {
-                        [0, 0, 0, 0]
+        let colour = self.settings.mask_colour;
+        let max_side = ctx.input(|i| i.max_texture_side).max(1) as u32;
+        let ed = self.editor.as_mut()?;
+        let (w, h) = ed.image.dimensions();
+        // Images larger than the GPU's largest texture are shown at 1/f resolution (editing
+        // and results stay at full resolution).
+        let f = w.max(h).div_ceil(max_side).max(1);
+        let fresh =
+            !matches!(&self.texture, Some(t) if t.revision == ed.revision && t.colour == colour);
+        if fresh || f > 1 {
+            let dirty = ed.take_dirty();
+            if fresh || dirty.is_some() {
+                let (img, mask) = if f > 1 {
+                    let (sw, sh) = (w.div_ceil(f), h.div_ceil(f));
+                    (
+                        image::RgbaImage::from_fn(sw, sh, |x, y| *ed.image.get_pixel(x * f, y * f)),
+                        image::GrayImage::from_fn(sw, sh, |x, y| *ed.mask.get_pixel(x * f, y * f)),
+                    )
+                } else {
+                    (ed.image.clone(), ed.mask.clone())
+                };
+                let size = [img.width() as usize, img.height() as usize];
+                let ov = overlay(&mask, (0, 0, img.width(), img.height()), colour);
+                let img = egui::ColorImage::from_rgba_unmultiplied(size, img.as_raw());
+                match (&mut self.texture, fresh) {
+                    (Some(t), false) => t.mask.set(ov, egui::TextureOptions::NEAREST),
+                    _ => {
+                        self.texture = Some(Textures {
+                            revision: ed.revision,
+                            colour,
+                            image: ctx.load_texture("image", img, egui::TextureOptions::NEAREST),
+                            mask: ctx.load_texture("mask", ov, egui::TextureOptions::NEAREST),
+                        })
                     }
-                })
-                .collect();
-            let ov = egui::ColorImage::from_rgba_unmultiplied([w, h], &overlay);
-            let t1 = ctx.load_texture("image", img, egui::TextureOptions::NEAREST);
-            let t2 = ctx.load_texture("mask", ov, egui::TextureOptions::NEAREST);
-            self.texture = Some((ed.revision, t1, t2));
+                }
+            }
+        } else if let Some(r) = ed.take_dirty()
+            && let Some(t) = &mut self.texture
+        {
+            let ov = overlay(&ed.mask, r, colour);
+            t.mask.set_partial(
+                [r.0 as usize, r.1 as usize],
+                ov,
+                egui::TextureOptions::NEAREST,
+            );
         }
-        let (_, t1, t2) = self.texture.as_ref()?;
-        Some((t1.id(), t2.id(), t1.size_vec2()))
+        let image_size = egui::vec2(w as f32, h as f32);
+        let t = self.texture.as_ref()?;
+        Some((t.image.id(), t.mask.id(), image_size))
+    }
+
+    /// The "before" image of the last run, as a texture (cached per revision).
+    fn before_texture(&mut self, ctx: &egui::Context) -> Option<egui::TextureId> {
+        let ed = self.editor.as_ref()?;
+        let before = ed.before.as_ref()?;
+        if !matches!(&self.before_tex, Some((rev, _)) if *rev == ed.revision) {
+            let (w, h) = (before.width() as usize, before.height() as usize);
+            let t = ctx.load_texture(
+                "before",
+                egui::ColorImage::from_rgba_unmultiplied([w, h], before.as_raw()),
+                egui::TextureOptions::NEAREST,
+            );
+            self.before_tex = Some((ed.revision, t));
+        }
+        self.before_tex.as_ref().map(|(_, t)| t.id())
+    }
+
+    /// Times one brush stroke on a `size` x `size` image: per frame, the mask update plus the
+    /// overlay texture update (what the canvas does while painting). Returns the milliseconds
+    /// of each frame.
+    pub fn stroke_benchmark(size: u32, frames: usize) -> Vec<f64> {
+        let ctx = egui::Context::default();
+        // A desktop GPU's texture limit (egui's default without a renderer is 2048).
+        let mut out = ctx.run_ui(
+            egui::RawInput {
+                max_texture_side: Some(16384),
+                ..Default::default()
+            },
+            |_| {},
+        );
+        out.textures_delta.clear();
+        // What a renderer does each frame: take the queued texture updates.
+        let hand_off = |ctx: &egui::Context| ctx.tex_manager().write().take_delta().clear();
+        let mut app = ClearpaintApp::new();
+        app.editor = Some(Editor::new(RgbaImage::new(size, size), false));
+        app.textures(&ctx);
+        hand_off(&ctx);
+        let ed = app.editor.as_mut().expect("editor");
+        ed.brush = 64.0;
+        ed.begin_stroke();
+        let mut times = Vec::with_capacity(frames);
+        let mut last = (size as f32 * 0.1, size as f32 * 0.5);
+        for i in 1..=frames {
+            // A mouse moves a few dozen image pixels between frames at 100% zoom.
+            let t = i as f32 / frames as f32;
+            let cur = (
+                size as f32 * (0.1 + 0.8 * t),
+                size as f32 * (0.5 + 0.2 * (t * 6.0).sin()),
+            );
+            let start = std::time::Instant::now();
+            app.editor.as_mut().expect("editor").paint(last, cur);
+            app.textures(&ctx);
+            hand_off(&ctx);
+            times.push(start.elapsed().as_secs_f64() * 1000.0);
+            last = cur;
+        }
+        times
     }
 
     /// The whole window; eframe's `App::ui` and the tests call this.
@@ -328,6 +449,10 @@ impl ClearpaintApp {
                     ("C (hold)", "compare with the image before the last run"),
                     ("Ctrl+Enter", "run"),
                     ("Esc", "cancel a run"),
+                    (
+                        "Ctrl+V",
+                        "paste an image from the clipboard (Copy puts the image there)",
+                    ),
                     ("H / F1", "this help"),
                 ] {
                     ui.label(format!("{k:24} {what}"));
@@ -337,7 +462,7 @@ impl ClearpaintApp {
     }
 
     fn shortcuts(&mut self, ctx: &egui::Context) {
-        let (undo, redo, smaller, larger, eraser, help, run, esc) = ctx.input(|i| {
+        let (undo, redo, smaller, larger, eraser, help, run, esc, paste) = ctx.input(|i| {
             let cmd = i.modifiers.command;
             (
                 cmd && !i.modifiers.shift && i.key_pressed(egui::Key::Z),
@@ -348,10 +473,15 @@ impl ClearpaintApp {
                 i.key_pressed(egui::Key::F1) || (!cmd && i.key_pressed(egui::Key::H)),
                 cmd && i.key_pressed(egui::Key::Enter),
                 i.key_pressed(egui::Key::Escape),
+                (cmd && i.key_pressed(egui::Key::V))
+                    || i.events.iter().any(|e| matches!(e, egui::Event::Paste(_))),
             )
         });
         if ctx.egui_wants_keyboard_input() {
             return;
+        }
+        if paste {
+            self.paste_from_clipboard();
         }
         if let Some(ed) = &mut self.editor {
             if undo {
@@ -433,6 +563,23 @@ impl ClearpaintApp {
                 self.pan = egui::Vec2::ZERO;
             }
             ui.separator();
+            if ui
+                .button("Paste")
+                .on_hover_text("open the image on the clipboard (Ctrl+V)")
+                .clicked()
+            {
+                self.paste_from_clipboard();
+                return;
+            }
+            if ui
+                .add_enabled(self.editor.is_some(), egui::Button::new("Copy"))
+                .on_hover_text("copy the image to the clipboard")
+                .clicked()
+            {
+                self.copy_to_clipboard();
+                return;
+            }
+            ui.separator();
             let Some(ed) = &mut self.editor else { return };
             if ui
                 .add_enabled(ed.can_undo(), egui::Button::new("Undo"))
@@ -461,6 +608,9 @@ impl ClearpaintApp {
             }
             if ui.button("Shrink").clicked() {
                 ed.grow_mask(-4);
+            }
+            if ui.button("Feather").clicked() {
+                ed.feather_mask(4.0);
             }
             if ui.button("Clear").clicked() {
                 ed.clear_mask();
@@ -587,13 +737,71 @@ impl ClearpaintApp {
                     .text(format!("step {d}/{t}, eta {eta:.0}s")),
             );
         }
+        let mut restore = None;
         if let Some(ed) = &self.editor
             && !ed.history.is_empty()
         {
+            ui.separator();
             ui.label(format!(
-                "{} result(s); hold C to compare with the input",
+                "{} result(s); hold C or drag the slider to compare with the input",
                 ed.history.len()
             ));
+            let l_cmp = ui.label("Compare (before | after)");
+            ui.add(egui::Slider::new(&mut self.compare_split, 0.0..=1.0))
+                .labelled_by(l_cmp.id);
+            ui.horizontal_wrapped(|ui| {
+                for i in 0..ed.history.len() {
+                    if ui.button(format!("Result {}", i + 1)).clicked() {
+                        restore = Some(i);
+                    }
+                }
+            });
+        }
+        if let (Some(i), Some(ed)) = (restore, &mut self.editor) {
+            ed.restore_history(i);
+            self.status = format!(
+                "result {} is the current image again (Ctrl+Z goes back)",
+                i + 1
+            );
+        }
+        ui.separator();
+        ui.horizontal(|ui| {
+            let l_colour = ui.label("Mask colour");
+            ui.color_edit_button_srgba(&mut self.settings.mask_colour)
+                .labelled_by(l_colour.id);
+        });
+    }
+
+    /// Copies the current image to the system clipboard.
+    pub fn copy_to_clipboard(&mut self) {
+        let Some(ed) = &self.editor else { return };
+        let data = arboard::ImageData {
+            width: ed.image.width() as usize,
+            height: ed.image.height() as usize,
+            bytes: std::borrow::Cow::Borrowed(ed.image.as_raw()),
+        };
+        match arboard::Clipboard::new().and_then(|mut c| c.set_image(data)) {
+            Ok(()) => self.status = "image copied to the clipboard".into(),
+            Err(e) => self.error = Some(format!("cannot copy to the clipboard: {e}")),
+        }
+    }
+
+    /// Opens the image on the system clipboard (Ctrl+V).
+    pub fn paste_from_clipboard(&mut self) {
+        let img = arboard::Clipboard::new().and_then(|mut c| c.get_image());
+        match img {
+            Ok(d) => {
+                match RgbaImage::from_raw(d.width as u32, d.height as u32, d.bytes.into_owned()) {
+                    Some(img) => {
+                        self.editor = Some(Editor::new(img, true));
+                        self.texture = None;
+                        self.error = None;
+                        self.status = format!("pasted a {}x{} image", d.width, d.height);
+                    }
+                    None => self.error = Some("the clipboard image has an unexpected size".into()),
+                }
+            }
+            Err(e) => self.error = Some(format!("no image to paste: {e}")),
         }
     }
 
@@ -628,18 +836,32 @@ impl ClearpaintApp {
         let rect = egui::Rect::from_center_size(avail.center() + self.pan, size * scale);
         let compare = ctx.input(|i| i.key_down(egui::Key::C)) && !ctx.egui_wants_keyboard_input();
         let uv = egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0));
-        if let (true, Some(before)) = (compare, self.editor.as_ref().and_then(|e| e.before.clone()))
-        {
-            let (w, h) = (before.width() as usize, before.height() as usize);
-            let t = ctx.load_texture(
-                "before",
-                egui::ColorImage::from_rgba_unmultiplied([w, h], before.as_raw()),
-                egui::TextureOptions::NEAREST,
-            );
-            painter.image(t.id(), rect, uv, egui::Color32::WHITE);
+        let split = if compare { 1.0 } else { self.compare_split };
+        let before = if split > 0.0 {
+            self.before_texture(&ctx)
         } else {
-            painter.image(img_tex, rect, uv, egui::Color32::WHITE);
-            painter.image(mask_tex, rect, uv, egui::Color32::WHITE);
+            None
+        };
+        painter.image(img_tex, rect, uv, egui::Color32::WHITE);
+        match before {
+            Some(b) => {
+                // Before on the left of the divider, after (with the mask) on the right.
+                let x = rect.min.x + rect.width() * split;
+                let left = egui::Rect::from_min_max(rect.min, egui::pos2(x, rect.max.y));
+                let left_uv =
+                    egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(split, 1.0));
+                painter.image(b, left, left_uv, egui::Color32::WHITE);
+                if split < 1.0 {
+                    painter.vline(
+                        x,
+                        rect.y_range(),
+                        egui::Stroke::new(2.0, egui::Color32::WHITE),
+                    );
+                }
+            }
+            None => {
+                painter.image(mask_tex, rect, uv, egui::Color32::WHITE);
+            }
         }
         let to_image = |p: egui::Pos2| ((p.x - rect.min.x) / scale, (p.y - rect.min.y) / scale);
         let Some(ed) = &mut self.editor else { return };

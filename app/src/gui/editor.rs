@@ -27,8 +27,13 @@ pub struct Editor {
     pub before: Option<RgbaImage>,
     /// Results of earlier runs, newest last.
     pub history: Vec<RgbaImage>,
-    /// Bumped on every change, so the UI knows when to re-upload textures.
+    /// Bumped on every change except brush strokes, so the UI knows when to re-upload
+    /// textures.
     pub revision: u64,
+    /// The mask region brush strokes changed since the UI last took it (`take_dirty`):
+    /// `(x0, y0, x1, y1)`, exclusive ends. Strokes only re-upload this part of the overlay,
+    /// so painting stays smooth on large images.
+    dirty: Option<(u32, u32, u32, u32)>,
 }
 
 impl Editor {
@@ -45,6 +50,7 @@ impl Editor {
             before: None,
             history: Vec::new(),
             revision: 0,
+            dirty: None,
         }
     }
 
@@ -93,7 +99,76 @@ impl Editor {
                 }
             }
         }
+        if x0 < x1 && y0 < y1 {
+            self.dirty = Some(match self.dirty {
+                Some((a, b, c, d)) => (a.min(x0), b.min(y0), c.max(x1), d.max(y1)),
+                None => (x0, y0, x1, y1),
+            });
+        }
+    }
+
+    /// The mask region strokes changed since the last call (and forgets it).
+    pub fn take_dirty(&mut self) -> Option<(u32, u32, u32, u32)> {
+        self.dirty.take()
+    }
+
+    /// Softens the mask edge with a separable Gaussian of standard deviation `sigma` pixels
+    /// (the kernel spans 3 sigma each side), for a gradual blend at the border.
+    pub fn feather_mask(&mut self, sigma: f32) {
+        if sigma <= 0.0 {
+            return;
+        }
+        self.push_undo();
+        let r = (3.0 * sigma).ceil() as i32;
+        let kernel: Vec<f32> = (-r..=r)
+            .map(|k| (-(k * k) as f32 / (2.0 * sigma * sigma)).exp())
+            .collect();
+        let sum: f32 = kernel.iter().sum();
+        let kernel: Vec<f32> = kernel.iter().map(|k| k / sum).collect();
+        let (w, h) = (self.mask.width() as i32, self.mask.height() as i32);
+        let src: Vec<f32> = self.mask.pixels().map(|p| p[0] as f32).collect();
+        let mut tmp = vec![0f32; src.len()];
+        // Edges clamp (the mask continues as it is at the border).
+        for y in 0..h {
+            for x in 0..w {
+                let mut acc = 0.0;
+                for (i, k) in kernel.iter().enumerate() {
+                    let sx = (x + i as i32 - r).clamp(0, w - 1);
+                    acc += k * src[(y * w + sx) as usize];
+                }
+                tmp[(y * w + x) as usize] = acc;
+            }
+        }
+        for y in 0..h {
+            for x in 0..w {
+                let mut acc = 0.0;
+                for (i, k) in kernel.iter().enumerate() {
+                    let sy = (y + i as i32 - r).clamp(0, h - 1);
+                    acc += k * tmp[(sy * w + x) as usize];
+                }
+                self.mask.put_pixel(
+                    x as u32,
+                    y as u32,
+                    Luma([acc.round().clamp(0.0, 255.0) as u8]),
+                );
+            }
+        }
         self.revision += 1;
+    }
+
+    /// Makes result `i` of the history the current image again (undoable), e.g. to continue
+    /// from an earlier result.
+    pub fn restore_history(&mut self, i: usize) -> bool {
+        let Some(r) = self.history.get(i).cloned() else {
+            return false;
+        };
+        if r.dimensions() != self.image.dimensions() {
+            return false;
+        }
+        self.push_undo();
+        self.image = r;
+        self.revision += 1;
+        true
     }
 
     pub fn can_undo(&self) -> bool {
@@ -112,6 +187,7 @@ impl Editor {
         self.image = s.image;
         self.mask = s.mask;
         self.revision += 1;
+        self.dirty = None;
         true
     }
 
@@ -123,6 +199,7 @@ impl Editor {
         self.image = s.image;
         self.mask = s.mask;
         self.revision += 1;
+        self.dirty = None;
         true
     }
 
@@ -255,6 +332,59 @@ mod tests {
         e.clear_mask();
         assert_eq!(e.mask_pixels(), 0);
         assert!(e.set_mask(GrayImage::new(3, 3)).is_err());
+    }
+
+    #[test]
+    fn strokes_mark_only_the_region_they_touch() {
+        let mut e = editor();
+        let rev = e.revision;
+        e.brush = 4.0;
+        e.begin_stroke();
+        e.paint((10.0, 10.0), (20.0, 10.0));
+        e.paint((20.0, 10.0), (20.0, 30.0));
+        assert_eq!(e.revision, rev, "strokes do not force a full re-upload");
+        assert_eq!(e.take_dirty(), Some((8, 8, 22, 32)));
+        assert_eq!(e.take_dirty(), None);
+    }
+
+    #[test]
+    fn feather_softens_the_edge_and_keeps_the_inside() {
+        let mut e = editor();
+        let mut m = GrayImage::new(64, 48);
+        for y in 10..38 {
+            for x in 10..54 {
+                m.put_pixel(x, y, Luma([255]));
+            }
+        }
+        e.set_mask(m.clone()).unwrap();
+        e.feather_mask(2.0);
+        assert_eq!(
+            e.mask.get_pixel(32, 24)[0],
+            255,
+            "deep inside stays fully masked"
+        );
+        assert_eq!(e.mask.get_pixel(0, 0)[0], 0, "far outside stays unmasked");
+        let edge = e.mask.get_pixel(10, 24)[0];
+        assert!(edge > 100 && edge < 160, "the edge is half-way: {edge}");
+        let outside = e.mask.get_pixel(8, 24)[0];
+        assert!(outside > 0 && outside < edge, "{outside}");
+        assert!(e.undo());
+        assert_eq!(e.mask, m);
+    }
+
+    #[test]
+    fn an_earlier_result_can_be_restored() {
+        let mut e = editor();
+        let r1 = RgbaImage::from_pixel(64, 48, image::Rgba([1, 1, 1, 255]));
+        let r2 = RgbaImage::from_pixel(64, 48, image::Rgba([2, 2, 2, 255]));
+        e.apply_result(r1.clone());
+        e.apply_result(r2.clone());
+        assert!(e.restore_history(0));
+        assert_eq!(e.image, r1);
+        assert_eq!(e.history.len(), 2);
+        assert!(e.undo());
+        assert_eq!(e.image, r2);
+        assert!(!e.restore_history(5));
     }
 
     #[test]
