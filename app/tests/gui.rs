@@ -280,7 +280,10 @@ fn results_history_compare_and_feather() {
     };
     assert!(first != second, "the second pass changed nothing");
     // The compare slider is offered once there is a result; the divider can be set.
-    assert!(h.query_by_label_contains("drag the slider to compare").is_some());
+    assert!(
+        h.query_by_label_contains("drag the slider to compare")
+            .is_some()
+    );
     h.state_mut().compare_split = 0.5;
     h.run();
     // Going back to the first result, and undoing that.
@@ -297,4 +300,80 @@ fn results_history_compare_and_feather() {
     h.run();
     assert!(hard(&h.state().editor.as_ref().unwrap().mask) > hard(&mask) + 100);
     assert!(h.query_by_label("Mask colour").is_some());
+}
+
+#[test]
+fn weather_tab_translates_shows_uncertainty_and_saves_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = dir.path().join("night");
+    std::fs::create_dir(&inputs).unwrap();
+    for name in ["a.png", "b.png"] {
+        std::fs::copy(assets().join("sample.png"), inputs.join(name)).unwrap();
+    }
+    let out = dir.path().join("day");
+    let mut app = ClearpaintApp::new();
+    app.settings.device = clearpaint_core::device::DeviceChoice::Cpu;
+    let mut h = harness(app);
+    h.run();
+    h.get_by_label("Weather").click();
+    h.run();
+    {
+        let w = &mut h.state_mut().weather;
+        w.model_path = assets()
+            .join("../tools/reference/fixtures/augan_tiny.safetensors")
+            .display()
+            .to_string();
+        w.input_path = inputs.display().to_string();
+        w.out_dir = out.display().to_string();
+    }
+    h.run();
+    h.get_by_label("Add").click();
+    h.run();
+    assert_eq!(
+        h.state().weather.items.len(),
+        2,
+        "{:?} {}",
+        h.state().weather.error,
+        h.state().weather.status
+    );
+    h.get_by_label("Translate").click();
+    h.run();
+    h.state_mut().weather.wait();
+    h.run();
+    let w = &h.state().weather;
+    assert!(w.error.is_none(), "{:?}", w.error);
+    for it in &w.items {
+        let o = it.output.as_ref().expect("translated");
+        assert_eq!(o.image.dimensions(), it.input.dimensions());
+        assert!(o.sigma.is_some(), "the uncertainty map was computed");
+    }
+    h.get_by_label("Uncertainty").click();
+    h.run();
+    h.get_by_label("Save all").click();
+    h.run();
+    assert!(
+        h.state().weather.error.is_none(),
+        "{:?}",
+        h.state().weather.error
+    );
+    for f in [
+        "a.png",
+        "a_uncertainty.png",
+        "a_overlay.png",
+        "b.png",
+        "b_uncertainty.png",
+    ] {
+        assert!(out.join(f).is_file(), "{f} written");
+    }
+    // Saving again does not overwrite without being asked.
+    h.get_by_label("Save all").click();
+    h.run();
+    let e = h.state().weather.error.clone().unwrap();
+    assert!(e.contains("already exists"), "{e}");
+    // A missing model is explained in the window.
+    h.state_mut().weather.model_path = "/nonexistent.safetensors".into();
+    h.state_mut().weather.items[0].output = None;
+    h.get_by_label("Translate").click();
+    h.run();
+    assert!(h.query_by_label_contains("no AU-GAN model file").is_some());
 }

@@ -27,6 +27,13 @@ pub enum EngineChoice {
     Classical,
 }
 
+/// The window's tabs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tab {
+    Inpaint,
+    Weather,
+}
+
 /// The inpainting panel's settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -108,6 +115,8 @@ pub struct ClearpaintApp {
     pub mask_path_input: String,
     /// Known models: where they are, Use / Fetch / Check.
     pub models: super::models::ModelsPanel,
+    pub tab: Tab,
+    pub weather: super::weather::WeatherTab,
     job: Option<Job>,
     texture: Option<Textures>,
     before_tex: Option<(u64, egui::TextureHandle)>,
@@ -135,6 +144,8 @@ impl ClearpaintApp {
             show_help: false,
             mask_path_input: String::new(),
             models: super::models::ModelsPanel::default(),
+            tab: Tab::Inpaint,
+            weather: super::weather::WeatherTab::default(),
             job: None,
             texture: None,
             before_tex: None,
@@ -411,6 +422,22 @@ impl ClearpaintApp {
     /// The whole window; eframe's `App::ui` and the tests call this.
     pub fn show(&mut self, ui: &mut egui::Ui) {
         let ctx = ui.ctx().clone();
+        egui::Panel::top("tabs").show(ui, |ui| {
+            ui.horizontal(|ui| {
+                ui.selectable_value(&mut self.tab, Tab::Inpaint, "Inpaint");
+                ui.selectable_value(&mut self.tab, Tab::Weather, "Weather");
+            });
+        });
+        if self.tab == Tab::Weather {
+            for f in ctx.input(|i| i.raw.dropped_files.clone()) {
+                if !f.path().as_os_str().is_empty() {
+                    self.weather.add(f.path());
+                }
+            }
+            let device = self.settings.device;
+            self.weather.show(ui, device);
+            return;
+        }
         self.poll_job();
         if self.job.is_some() {
             ctx.request_repaint_after(std::time::Duration::from_millis(100));

@@ -3,6 +3,7 @@
 pub mod app;
 pub mod editor;
 pub mod models;
+pub mod weather;
 
 pub use app::ClearpaintApp;
 
