@@ -3,6 +3,7 @@
 pub mod app;
 pub mod editor;
 pub mod models;
+pub mod prefs;
 pub mod weather;
 
 pub use app::ClearpaintApp;
@@ -21,11 +22,22 @@ impl eframe::App for Window {
     fn ui(&mut self, ui: &mut eframe::egui::Ui, _frame: &mut eframe::Frame) {
         self.0.show(ui);
     }
+
+    fn on_exit(&mut self) {
+        if let Some(p) = prefs::path()
+            && let Err(e) = prefs::Prefs::of(&self.0).save(&p)
+        {
+            eprintln!("warning: {}: settings not saved: {e}", p.display());
+        }
+    }
 }
 
 /// Opens the window (optionally with an image) and runs until it is closed.
 pub fn run(image: Option<std::path::PathBuf>) -> Result<(), String> {
     let mut app = ClearpaintApp::new();
+    if let Some(p) = prefs::path() {
+        prefs::Prefs::load(&p).apply(&mut app);
+    }
     if let Some(p) = image {
         app.path_input = p.display().to_string();
         app.open_path(&p);
