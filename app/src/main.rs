@@ -60,7 +60,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let Some(command) = &cli.command else {
-        return match clearpaint::gui::run(cli.image.clone()) {
+        return match clearpaint::gui::run(cli.image.clone(), cli.device) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");

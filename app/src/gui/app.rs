@@ -117,6 +117,8 @@ pub struct ClearpaintApp {
     pub models: super::models::ModelsPanel,
     pub tab: Tab,
     pub weather: super::weather::WeatherTab,
+    /// The GPU shared with the window's renderer, when models run on a GPU.
+    pub shared_device: Option<device::Selected>,
     job: Option<Job>,
     texture: Option<Textures>,
     before_tex: Option<(u64, egui::TextureHandle)>,
@@ -146,6 +148,7 @@ impl ClearpaintApp {
             models: super::models::ModelsPanel::default(),
             tab: Tab::Inpaint,
             weather: super::weather::WeatherTab::default(),
+            shared_device: None,
             job: None,
             texture: None,
             before_tex: None,
@@ -240,9 +243,10 @@ impl ClearpaintApp {
         let image = ed.image.clone();
         let mask = ed.mask.clone();
         let settings = self.settings.clone();
+        let shared = self.shared_device.clone();
         let (d, t, c, ctx2) = (done.clone(), total.clone(), cancel.clone(), ctx.clone());
         std::thread::spawn(move || {
-            let result = run_job(&settings, &image, &mask, &d, &t, &c, &ctx2);
+            let result = run_job(&settings, shared, &image, &mask, &d, &t, &c, &ctx2);
             let _ = tx.send(result);
             ctx2.request_repaint();
         });
@@ -435,7 +439,8 @@ impl ClearpaintApp {
                 }
             }
             let device = self.settings.device;
-            self.weather.show(ui, device);
+            let shared = self.shared_device.clone();
+            self.weather.show(ui, device, shared);
             return;
         }
         self.poll_job();
@@ -921,8 +926,10 @@ impl ClearpaintApp {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_job(
     settings: &Settings,
+    shared: Option<device::Selected>,
     image: &RgbaImage,
     mask: &image::GrayImage,
     done: &AtomicUsize,
@@ -952,9 +959,12 @@ fn run_job(
     if model.is_empty() {
         return JobResult::Failed("Set a model folder (a diffusers Stable Diffusion 1.x inpainting folder; see weights/README.md).".into());
     }
-    let selected = match device::select(settings.device) {
-        Ok(s) => s,
-        Err(e) => return JobResult::Failed(e.to_string()),
+    let selected = match shared {
+        Some(s) if settings.device != DeviceChoice::Cpu => s,
+        _ => match device::select(settings.device) {
+            Ok(s) => s,
+            Err(e) => return JobResult::Failed(e.to_string()),
+        },
     };
     let vae = settings.vae_dir.trim();
     let decoder = if vae.is_empty() {

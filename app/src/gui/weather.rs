@@ -120,7 +120,12 @@ impl WeatherTab {
     }
 
     /// Translates every image without a result, on a worker thread.
-    pub fn start(&mut self, choice: DeviceChoice, ctx: &egui::Context) {
+    pub fn start(
+        &mut self,
+        choice: DeviceChoice,
+        shared: Option<device::Selected>,
+        ctx: &egui::Context,
+    ) {
         if self.items.is_empty() {
             self.error = Some("no images: add a file or a folder first".into());
             return;
@@ -156,9 +161,12 @@ impl WeatherTab {
                 let _ = tx.send(m);
                 ctx.request_repaint();
             };
-            let selected = match device::select(choice) {
-                Ok(s) => s,
-                Err(e) => return send(Msg::Failed(e.to_string())),
+            let selected = match shared {
+                Some(s) if choice != DeviceChoice::Cpu => s,
+                _ => match device::select(choice) {
+                    Ok(s) => s,
+                    Err(e) => return send(Msg::Failed(e.to_string())),
+                },
             };
             let (model, _) = match AuganGenerator::load(&model, &selected.device) {
                 Ok(m) => m,
@@ -302,7 +310,12 @@ impl WeatherTab {
         })
     }
 
-    pub fn show(&mut self, ui: &mut egui::Ui, choice: DeviceChoice) {
+    pub fn show(
+        &mut self,
+        ui: &mut egui::Ui,
+        choice: DeviceChoice,
+        shared: Option<device::Selected>,
+    ) {
         self.poll();
         if self.is_running() {
             ui.ctx()
@@ -337,7 +350,7 @@ impl WeatherTab {
                     .clicked()
                 {
                     let ctx = ui.ctx().clone();
-                    self.start(choice, &ctx);
+                    self.start(choice, shared.clone(), &ctx);
                 }
                 if ui.add_enabled(running, egui::Button::new("Stop")).clicked() {
                     self.cancel();
