@@ -119,6 +119,8 @@ pub struct ClearpaintApp {
     pub weather: super::weather::WeatherTab,
     /// The GPU shared with the window's renderer, when models run on a GPU.
     pub shared_device: Option<device::Selected>,
+    /// A file dialog open on its helper thread.
+    dialog: Option<super::dialogs::Dialog>,
     job: Option<Job>,
     texture: Option<Textures>,
     before_tex: Option<(u64, egui::TextureHandle)>,
@@ -149,6 +151,7 @@ impl ClearpaintApp {
             tab: Tab::Inpaint,
             weather: super::weather::WeatherTab::default(),
             shared_device: None,
+            dialog: None,
             job: None,
             texture: None,
             before_tex: None,
@@ -424,8 +427,54 @@ impl ClearpaintApp {
     }
 
     /// The whole window; eframe's `App::ui` and the tests call this.
+    /// Opens a file dialog (one at a time); the window keeps drawing meanwhile.
+    pub fn open_dialog(&mut self, purpose: super::dialogs::Purpose, ctx: &egui::Context) {
+        if self.dialog.is_none() {
+            self.dialog = Some(super::dialogs::Dialog::open(purpose, ctx));
+        }
+    }
+
+    /// Acts on the paths a closed dialog returned.
+    pub fn dialog_done(&mut self, purpose: super::dialogs::Purpose, paths: Vec<PathBuf>) {
+        use super::dialogs::Purpose;
+        let Some(first) = paths.first().cloned() else {
+            self.status = "no file chosen (if no dialog appeared, type the path instead)".into();
+            return;
+        };
+        match purpose {
+            Purpose::OpenImage => {
+                self.path_input = first.display().to_string();
+                self.open_path(&first);
+            }
+            Purpose::SaveImage => {
+                self.path_input = first.display().to_string();
+                self.save_path(&first);
+            }
+            Purpose::LoadMask => {
+                self.mask_path_input = first.display().to_string();
+                self.load_mask(&first);
+            }
+            Purpose::SaveMask => {
+                self.mask_path_input = first.display().to_string();
+                self.save_mask(&first);
+            }
+            Purpose::AddWeatherImages | Purpose::AddWeatherFolder => {
+                for p in &paths {
+                    self.weather.add(p);
+                }
+            }
+        }
+    }
+
     pub fn show(&mut self, ui: &mut egui::Ui) {
         let ctx = ui.ctx().clone();
+        if let Some(d) = &self.dialog
+            && let Some(paths) = d.poll()
+        {
+            let purpose = d.purpose;
+            self.dialog = None;
+            self.dialog_done(purpose, paths);
+        }
         egui::Panel::top("tabs").show(ui, |ui| {
             ui.horizontal(|ui| {
                 ui.selectable_value(&mut self.tab, Tab::Inpaint, "Inpaint");
@@ -441,6 +490,9 @@ impl ClearpaintApp {
             let device = self.settings.device;
             let shared = self.shared_device.clone();
             self.weather.show(ui, device, shared);
+            if let Some(p) = self.weather.wants_dialog.take() {
+                self.open_dialog(p, &ctx);
+            }
             return;
         }
         self.poll_job();
@@ -557,11 +609,29 @@ impl ClearpaintApp {
                 self.open_path(&p);
             }
             if ui
+                .add_enabled(self.dialog.is_none(), egui::Button::new("Browse…"))
+                .on_hover_text("choose an image in a file dialog")
+                .clicked()
+            {
+                let ctx = ui.ctx().clone();
+                self.open_dialog(super::dialogs::Purpose::OpenImage, &ctx);
+            }
+            if ui
                 .add_enabled(self.editor.is_some(), egui::Button::new("Save"))
                 .clicked()
             {
                 let p = PathBuf::from(self.path_input.trim());
                 self.save_path(&p);
+            }
+            if ui
+                .add_enabled(
+                    self.editor.is_some() && self.dialog.is_none(),
+                    egui::Button::new("Save as…"),
+                )
+                .clicked()
+            {
+                let ctx = ui.ctx().clone();
+                self.open_dialog(super::dialogs::Purpose::SaveImage, &ctx);
             }
             ui.separator();
             let l_mask = ui.label("Mask");
@@ -575,15 +645,25 @@ impl ClearpaintApp {
                 .add_enabled(self.editor.is_some(), egui::Button::new("Load mask"))
                 .clicked()
             {
-                let p = PathBuf::from(self.mask_path_input.trim());
-                self.load_mask(&p);
+                if self.mask_path_input.trim().is_empty() {
+                    let ctx = ui.ctx().clone();
+                    self.open_dialog(super::dialogs::Purpose::LoadMask, &ctx);
+                } else {
+                    let p = PathBuf::from(self.mask_path_input.trim());
+                    self.load_mask(&p);
+                }
             }
             if ui
                 .add_enabled(self.editor.is_some(), egui::Button::new("Save mask"))
                 .clicked()
             {
-                let p = PathBuf::from(self.mask_path_input.trim());
-                self.save_mask(&p);
+                if self.mask_path_input.trim().is_empty() {
+                    let ctx = ui.ctx().clone();
+                    self.open_dialog(super::dialogs::Purpose::SaveMask, &ctx);
+                } else {
+                    let p = PathBuf::from(self.mask_path_input.trim());
+                    self.save_mask(&p);
+                }
             }
             ui.separator();
             if ui.button("Fit").clicked() {

@@ -1,6 +1,7 @@
 //! The desktop app (eframe / egui, wgpu renderer). `clearpaint` with no subcommand opens it.
 
 pub mod app;
+pub mod dialogs;
 pub mod editor;
 pub mod models;
 pub mod prefs;

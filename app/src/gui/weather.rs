@@ -54,6 +54,8 @@ pub struct WeatherTab {
     texture: Option<(usize, View, usize, egui::TextureHandle)>,
     /// Bumped when results arrive, so textures refresh.
     generation: usize,
+    /// A file dialog the tab asks the window to open.
+    pub wants_dialog: Option<super::dialogs::Purpose>,
 }
 
 impl Default for WeatherTab {
@@ -73,6 +75,7 @@ impl Default for WeatherTab {
             cancel: CancelToken::new(),
             texture: None,
             generation: 0,
+            wants_dialog: None,
         }
     }
 }
@@ -340,6 +343,14 @@ impl WeatherTab {
                 if ui.button("Add").clicked() {
                     let p = PathBuf::from(self.input_path.trim());
                     self.add(&p);
+                }
+            });
+            ui.horizontal(|ui| {
+                if ui.button("Images…").clicked() {
+                    self.wants_dialog = Some(super::dialogs::Purpose::AddWeatherImages);
+                }
+                if ui.button("Folder…").clicked() {
+                    self.wants_dialog = Some(super::dialogs::Purpose::AddWeatherFolder);
                 }
             });
             ui.checkbox(&mut self.uncertainty, "Uncertainty map");
