@@ -412,3 +412,50 @@ fn file_dialogs_do_not_block_the_window_and_their_choice_is_used() {
         .dialog_done(Purpose::AddWeatherFolder, vec![assets().to_path_buf()]);
     assert!(!h.state().weather.items.is_empty());
 }
+
+#[test]
+fn a_diffusion_run_with_a_tiny_model_adds_a_result_saved_with_its_parameters() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = opened();
+    let mask = image::open(assets().join("sample_mask.png"))
+        .unwrap()
+        .to_luma8();
+    app.editor.as_mut().unwrap().set_mask(mask.clone()).unwrap();
+    app.settings.engine = EngineChoice::Diffusion;
+    app.settings.model_dir = assets()
+        .join("../tools/reference/fixtures/tiny_sd_inpaint9")
+        .display()
+        .to_string();
+    app.settings.request.prompt = "a lake".into();
+    app.settings.request.steps = 3;
+    app.settings.request.seed = 11;
+    app.settings.request.mask_blur = 0;
+    app.settings.device = clearpaint_core::device::DeviceChoice::Cpu;
+    let before = app.editor.as_ref().unwrap().image.clone();
+    let mut h = harness(app);
+    h.run();
+    h.get_by_label("Run").click();
+    h.run();
+    h.state_mut().wait_for_job();
+    h.run();
+    assert!(h.state().error.is_none(), "{:?}", h.state().error);
+    let ed = h.state().editor.as_ref().unwrap();
+    assert_eq!(ed.history.len(), 1);
+    assert!(ed.image != before, "the masked area was repainted");
+    // Paste-back (mask blur 0) keeps every unmasked pixel.
+    for (x, y, p) in ed.image.enumerate_pixels() {
+        if mask.get_pixel(x, y)[0] == 0 {
+            assert_eq!(p, before.get_pixel(x, y));
+        }
+    }
+    let out = dir.path().join("result.png");
+    h.state_mut().save_path(&out);
+    let text = clearpaint_core::imaging::png_text(&out).unwrap();
+    let params = &text.iter().find(|(k, _)| k == "parameters").unwrap().1;
+    assert!(
+        params.starts_with("a lake\nSteps: 3, Sampler: DPM++ 2M Karras")
+            && params.contains("Seed: 11")
+            && params.contains("Model: tiny_sd_inpaint9"),
+        "{params}"
+    );
+}

@@ -90,7 +90,8 @@ fn overlay(
 }
 
 enum JobResult {
-    Done(RgbaImage, Vec<String>),
+    /// The image, notes, and the A1111-style parameters text.
+    Done(RgbaImage, Vec<String>, String),
     Failed(String),
     Cancelled,
 }
@@ -180,10 +181,13 @@ impl ClearpaintApp {
     /// Saves the current image as PNG with the run's parameters.
     pub fn save_path(&mut self, path: &Path) {
         let Some(ed) = &self.editor else { return };
-        let text = vec![(
+        let mut text = vec![(
             "Software",
             format!("clearpaint {}", env!("CARGO_PKG_VERSION")),
         )];
+        if let Some(p) = &ed.params {
+            text.push(("parameters", p.clone()));
+        }
         match imaging::save_png(path, &ed.image, ed.has_alpha, &text) {
             Ok(()) => self.status = format!("saved {}", path.display()),
             Err(e) => self.error = Some(e.to_string()),
@@ -280,9 +284,9 @@ impl ClearpaintApp {
         let secs = job.started.elapsed().as_secs_f32();
         self.job = None;
         match result {
-            JobResult::Done(img, notes) => {
+            JobResult::Done(img, notes, params) => {
                 if let Some(ed) = &mut self.editor {
-                    ed.apply_result(img);
+                    ed.apply_result(img, params);
                 }
                 self.status = format!(
                     "done in {secs:.1}s{}",
@@ -1024,7 +1028,13 @@ fn run_job(
                 if let Some(w) = why {
                     notes.insert(0, format!("classical fill engine ({w})"));
                 }
-                JobResult::Done(out.image, notes)
+                let params = inpaint::a1111_parameters_for(
+                    &settings.request,
+                    "classical",
+                    image.width(),
+                    image.height(),
+                );
+                JobResult::Done(out.image, notes, params)
             }
             Err(e) => JobResult::Failed(e.to_string()),
         };
@@ -1086,7 +1096,10 @@ fn run_job(
         }
     };
     match inpaint::run(&models, image, mask, &req, &progress, cancel) {
-        Ok(out) => JobResult::Done(out.image, out.notes),
+        Ok(out) => {
+            let params = inpaint::a1111_parameters(&req, &models, image.width(), image.height());
+            JobResult::Done(out.image, out.notes, params)
+        }
         Err(inpaint::InpaintError::Cancelled) => JobResult::Cancelled,
         Err(e) => JobResult::Failed(e.to_string()),
     }

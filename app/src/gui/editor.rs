@@ -9,6 +9,7 @@ use image::{GrayImage, Luma, RgbaImage};
 struct Snapshot {
     image: RgbaImage,
     mask: GrayImage,
+    params: Option<String>,
 }
 
 /// Undo depth (each step holds a mask, and results an image too).
@@ -27,6 +28,10 @@ pub struct Editor {
     pub before: Option<RgbaImage>,
     /// Results of earlier runs, newest last.
     pub history: Vec<RgbaImage>,
+    /// The generation parameters (A1111 `parameters` text) of each history entry.
+    pub history_params: Vec<String>,
+    /// The parameters that made the current image, if it is a result (saved with it).
+    pub params: Option<String>,
     /// Bumped on every change except brush strokes, so the UI knows when to re-upload
     /// textures.
     pub revision: u64,
@@ -49,6 +54,8 @@ impl Editor {
             redo: Vec::new(),
             before: None,
             history: Vec::new(),
+            history_params: Vec::new(),
+            params: None,
             revision: 0,
             dirty: None,
         }
@@ -58,6 +65,7 @@ impl Editor {
         Snapshot {
             image: self.image.clone(),
             mask: self.mask.clone(),
+            params: self.params.clone(),
         }
     }
 
@@ -167,6 +175,7 @@ impl Editor {
         }
         self.push_undo();
         self.image = r;
+        self.params = self.history_params.get(i).cloned();
         self.revision += 1;
         true
     }
@@ -186,6 +195,7 @@ impl Editor {
         self.redo.push(self.snapshot());
         self.image = s.image;
         self.mask = s.mask;
+        self.params = s.params;
         self.revision += 1;
         self.dirty = None;
         true
@@ -198,6 +208,7 @@ impl Editor {
         self.undo.push(self.snapshot());
         self.image = s.image;
         self.mask = s.mask;
+        self.params = s.params;
         self.revision += 1;
         self.dirty = None;
         true
@@ -271,10 +282,12 @@ impl Editor {
     }
 
     /// Takes a result: the current image becomes the "before", the result the image (undoable).
-    pub fn apply_result(&mut self, result: RgbaImage) {
+    pub fn apply_result(&mut self, result: RgbaImage, params: String) {
         self.push_undo();
         self.before = Some(self.image.clone());
         self.history.push(result.clone());
+        self.history_params.push(params.clone());
+        self.params = Some(params);
         self.image = result;
         self.revision += 1;
     }
@@ -377,10 +390,11 @@ mod tests {
         let mut e = editor();
         let r1 = RgbaImage::from_pixel(64, 48, image::Rgba([1, 1, 1, 255]));
         let r2 = RgbaImage::from_pixel(64, 48, image::Rgba([2, 2, 2, 255]));
-        e.apply_result(r1.clone());
-        e.apply_result(r2.clone());
+        e.apply_result(r1.clone(), "one".into());
+        e.apply_result(r2.clone(), "two".into());
         assert!(e.restore_history(0));
         assert_eq!(e.image, r1);
+        assert_eq!(e.params.as_deref(), Some("one"));
         assert_eq!(e.history.len(), 2);
         assert!(e.undo());
         assert_eq!(e.image, r2);
@@ -391,7 +405,7 @@ mod tests {
     fn results_are_undoable_and_kept_in_history() {
         let mut e = editor();
         let result = RgbaImage::from_pixel(64, 48, image::Rgba([9, 9, 9, 255]));
-        e.apply_result(result.clone());
+        e.apply_result(result.clone(), "p".into());
         assert_eq!(e.image, result);
         assert_eq!(e.history.len(), 1);
         assert!(e.undo());
