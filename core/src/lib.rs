@@ -14,6 +14,7 @@ pub mod batch;
 pub mod classical;
 pub mod device;
 pub mod imaging;
+pub mod kernels;
 pub mod models;
 pub mod pipelines;
 pub mod progress;

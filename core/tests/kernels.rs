@@ -1,0 +1,270 @@
+//! Every WGSL kernel (shaders/) against its CPU reference, on lavapipe: random inputs of several
+//! shapes including ones that are not multiples of the workgroup size, outputs poisoned (NaN /
+//! 0xDEADBEEF) before the launch so an unwritten element fails. f32 outputs within 1e-5
+//! relative; the u8 conversions exactly.
+
+use burn::module::Param;
+use burn::nn::{GroupNorm, GroupNormConfig};
+use burn::tensor::{Distribution, Tensor, TensorData};
+use clearpaint_core::kernels;
+use clearpaint_core::testing::{rel_err, test_devices, to_vec};
+use image::{GrayImage, Luma, Rgba, RgbaImage};
+
+const TOL: f32 = 1e-5;
+
+fn gpu() -> burn::tensor::Device {
+    let d = test_devices().remove(1);
+    assert!(
+        kernels::is_wgpu(&d.device),
+        "the second test device is wgpu"
+    );
+    kernels::poison_outputs(true);
+    d.device
+}
+
+fn cpu() -> burn::tensor::Device {
+    burn::tensor::Device::flex()
+}
+
+/// Deterministic pseudo-random values in [lo, hi).
+fn values(n: usize, seed: u64, lo: f32, hi: f32) -> Vec<f32> {
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            lo + (hi - lo) * ((s >> 40) as f32 / (1u64 << 24) as f32)
+        })
+        .collect()
+}
+
+fn tensor<const D: usize>(v: &[f32], shape: [usize; D], dev: &burn::tensor::Device) -> Tensor<D> {
+    Tensor::from_data(TensorData::new(v.to_vec(), shape), dev)
+}
+
+fn norm(c: usize, g: usize, eps: f64, seed: u64, dev: &burn::tensor::Device) -> GroupNorm {
+    let mut n = GroupNormConfig::new(g, c).with_epsilon(eps).init(dev);
+    n.gamma = Some(Param::from_tensor(tensor(
+        &values(c, seed, 0.5, 1.5),
+        [c],
+        dev,
+    )));
+    n.beta = Some(Param::from_tensor(tensor(
+        &values(c, seed + 1, -0.5, 0.5),
+        [c],
+        dev,
+    )));
+    n
+}
+
+fn close(what: &str, ours: &[f32], reference: &[f32]) {
+    assert!(
+        ours.iter().all(|v| v.is_finite()),
+        "{what}: unwritten (NaN) elements"
+    );
+    let e = rel_err(ours, reference);
+    assert!(e <= TOL, "{what}: relative error {e:e} > {TOL:e}");
+}
+
+#[test]
+fn group_norm_silu_matches_burn() {
+    let g = gpu();
+    for (i, &(n, c, h, w, groups, eps, with_silu)) in [
+        (1, 32, 5, 7, 8, 1e-6, true),
+        (2, 64, 9, 13, 32, 1e-5, true),
+        (1, 12, 3, 3, 4, 1e-6, false),
+        (1, 64, 33, 31, 32, 1e-6, true), // a group larger than a workgroup's sweep
+    ]
+    .iter()
+    .enumerate()
+    {
+        let x = values(n * c * h * w, 10 + i as u64, -3.0, 5.0);
+        let ours = kernels::group_norm_silu(
+            tensor(&x, [n, c, h, w], &g),
+            &norm(c, groups, eps, 20 + i as u64, &g),
+            with_silu,
+        )
+        .unwrap();
+        let reference = kernels::group_norm_silu_reference(
+            tensor(&x, [n, c, h, w], &cpu()),
+            &norm(c, groups, eps, 20 + i as u64, &cpu()),
+            with_silu,
+        );
+        close(
+            &format!("GroupNorm+SiLU {n}x{c}x{h}x{w} / {groups}"),
+            &to_vec(ours),
+            &to_vec(reference),
+        );
+    }
+    // Channels that do not split into the groups are an error, not a wrong answer.
+    assert!(kernels::check_groups(30, 32).is_err());
+    let err = kernels::group_norm_silu(
+        tensor(&values(24 * 4, 1, 0.0, 1.0), [1, 24, 2, 2], &g),
+        &norm(32, 8, 1e-6, 3, &g),
+        true,
+    )
+    .unwrap_err();
+    assert!(err.contains("32 channels applied to 24"), "{err}");
+}
+
+#[test]
+fn mask_swap_matches_the_tensor_reference() {
+    let g = gpu();
+    for (i, &(n, c, h, w, hm, wm)) in [
+        (1, 8, 16, 16, 128, 128),
+        (2, 3, 7, 9, 56, 72),
+        (1, 5, 33, 17, 33, 17),
+        (1, 4, 10, 6, 15, 9), // a non-integer factor
+    ]
+    .iter()
+    .enumerate()
+    {
+        let s = 100 + 3 * i as u64;
+        let x = values(n * c * h * w, s, -2.0, 2.0);
+        let cond = values(n * c * h * w, s + 1, -2.0, 2.0);
+        let mask: Vec<f32> = values(n * hm * wm, s + 2, 0.0, 1.0)
+            .iter()
+            .map(|v| if *v > 0.5 { 1.0 } else { 0.0 })
+            .collect();
+        let run = |dev: &burn::tensor::Device, gpu: bool| {
+            let (a, b, m) = (
+                tensor(&x, [n, c, h, w], dev),
+                tensor(&cond, [n, c, h, w], dev),
+                tensor(&mask, [n, 1, hm, wm], dev),
+            );
+            to_vec(if gpu {
+                kernels::mask_swap(a, b, m)
+            } else {
+                kernels::mask_swap_reference(a, b, m)
+            })
+        };
+        close(
+            &format!("mask swap {n}x{c}x{h}x{w} <- {hm}x{wm}"),
+            &run(&g, true),
+            &run(&cpu(), false),
+        );
+    }
+}
+
+fn picture(w: u32, h: u32, seed: u64) -> RgbaImage {
+    let v = values((w * h * 4) as usize, seed, 0.0, 256.0);
+    RgbaImage::from_fn(w, h, |x, y| {
+        let i = ((y * w + x) * 4) as usize;
+        Rgba([v[i] as u8, v[i + 1] as u8, v[i + 2] as u8, v[i + 3] as u8])
+    })
+}
+
+fn gray(w: u32, h: u32, seed: u64) -> GrayImage {
+    let v = values((w * h) as usize, seed, 0.0, 256.0);
+    GrayImage::from_fn(w, h, |x, y| Luma([v[(y * w + x) as usize] as u8]))
+}
+
+#[test]
+fn image_in_and_out_match_exactly() {
+    let g = gpu();
+    for (i, &(w, h)) in [(16, 16), (97, 61), (1, 1), (300, 257)].iter().enumerate() {
+        let img = picture(w, h, 200 + i as u64);
+        // In: RGBA8 -> [-1, 1].
+        close(
+            &format!("RGBA8 -> tensor {w}x{h}"),
+            &to_vec(kernels::image_to_tensor(&img, &g)),
+            &to_vec(kernels::image_to_tensor(&img, &cpu())),
+        );
+        // Out: values beyond [-1, 1] (clamped) and exactly on the rounding half-way points.
+        let mut t = values((3 * w * h) as usize, 300 + i as u64, -1.2, 1.2);
+        for (k, v) in t.iter_mut().enumerate().step_by(7) {
+            *v = ((k % 256) as f32 + 0.5) / 127.5 - 1.0;
+        }
+        let run = |dev: &burn::tensor::Device, paste: Option<(&RgbaImage, &GrayImage)>| {
+            kernels::tensor_to_image(tensor(&t, [1, 3, h as usize, w as usize], dev), paste)
+        };
+        let (a, b) = (run(&g, None), run(&cpu(), None));
+        let diff: Vec<_> = a
+            .pixels()
+            .zip(b.pixels())
+            .enumerate()
+            .filter(|(_, (p, q))| p != q)
+            .map(|(k, (p, q))| (k, p.0, q.0, [t[k], t[k + (w * h) as usize]]))
+            .take(3)
+            .collect();
+        assert!(diff.is_empty(), "tensor -> RGBA8 {w}x{h}: {diff:?}");
+        let mask = gray(w, h, 400 + i as u64);
+        let orig = picture(w, h, 500 + i as u64);
+        let ours = run(&g, Some((&orig, &mask)));
+        assert!(
+            ours == run(&cpu(), Some((&orig, &mask))),
+            "paste-back {w}x{h}"
+        );
+        // Where the mask is 0 the original is kept bit for bit, alpha included.
+        for (x, y, m) in mask.enumerate_pixels() {
+            if m[0] == 0 {
+                assert_eq!(ours.get_pixel(x, y), orig.get_pixel(x, y));
+            }
+        }
+    }
+}
+
+#[test]
+fn mask_grow_shrink_and_feather_match() {
+    let g = gpu();
+    for (i, &(w, h)) in [(64, 48), (97, 61), (5, 300)].iter().enumerate() {
+        // Blobs, so that grow / shrink change something.
+        let m: Vec<f32> = values(w * h, 600 + i as u64, 0.0, 1.0)
+            .iter()
+            .map(|v| if *v > 0.8 { 1.0 } else { 0.0 })
+            .collect();
+        for r in [1, 3, -2] {
+            close(
+                &format!("grow {r} {w}x{h}"),
+                &to_vec(kernels::grow_mask(tensor(&m, [h, w], &g), r)),
+                &to_vec(kernels::grow_mask_reference(tensor(&m, [h, w], &cpu()), r)),
+            );
+        }
+        for sigma in [0.7, 2.0, 4.5] {
+            close(
+                &format!("feather {sigma} {w}x{h}"),
+                &to_vec(kernels::feather_mask(tensor(&m, [h, w], &g), sigma)),
+                &to_vec(kernels::feather_mask_reference(
+                    tensor(&m, [h, w], &cpu()),
+                    sigma,
+                )),
+            );
+        }
+    }
+    // The references do what they say: growing a single pixel by 2 gives a 5x5 square, and
+    // shrinking it back by 1 a 3x3 one; a feather keeps the mask's mass.
+    let mut one = vec![0f32; 20 * 20];
+    one[10 * 20 + 10] = 1.0;
+    let grown = kernels::grow_mask_reference(tensor(&one, [20, 20], &cpu()), 2);
+    assert_eq!(to_vec(grown.clone()).iter().sum::<f32>(), 25.0);
+    let shrunk = kernels::grow_mask_reference(grown, -1);
+    assert_eq!(to_vec(shrunk).iter().sum::<f32>(), 9.0);
+    let blurred = kernels::feather_mask_reference(tensor(&one, [20, 20], &cpu()), 1.0);
+    assert!((to_vec(blurred).iter().sum::<f32>() - 1.0).abs() < 1e-5);
+}
+
+#[test]
+fn plasma_colormap_matches_exactly() {
+    let g = gpu();
+    for (i, &(w, h)) in [(16, 16), (97, 61), (513, 3)].iter().enumerate() {
+        let mut v = values(w * h, 700 + i as u64, -0.5, 3.5);
+        v[0] = f32::NAN;
+        let (lo, hi) = (0.0, 3.0);
+        let ours = kernels::colorize(tensor(&v, [h, w], &g), lo, hi);
+        let reference = kernels::colorize_reference(tensor(&v, [h, w], &cpu()), lo, hi);
+        assert!(ours == reference, "plasma {w}x{h}");
+        // The ends of the map are plasma's ends.
+        assert_eq!(
+            ours.get_pixel(0, 0).0[..3],
+            clearpaint_core::imaging::plasma(0.0)
+        );
+    }
+    // The table follows the colormap (within the table's step).
+    let t = kernels::plasma_table();
+    let [r, gg, b, _] = t[512].to_le_bytes();
+    let p = clearpaint_core::imaging::plasma(512.0 / 1023.0);
+    assert_eq!([r, gg, b], p);
+}
