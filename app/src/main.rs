@@ -74,7 +74,7 @@ fn main() -> ExitCode {
         Command::Weather(args) => weather::run(args, cli.device),
         Command::Inpaint(args) => inpaint::run(args, cli.device),
         Command::Batch(cmd) => batch::run(cmd, cli.device),
-        Command::Bench(args) => bench::run(args),
+        Command::Bench(args) => bench::run(args, cli.device),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

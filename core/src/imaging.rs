@@ -163,6 +163,11 @@ pub fn resize(img: &RgbaImage, width: u32, height: u32) -> RgbaImage {
 
 /// RGB of `img` as a `[1, 3, H, W]` tensor in [-1, 1] (`x / 127.5 - 1`).
 pub fn to_tensor(img: &RgbaImage, device: &Device) -> Tensor<4> {
+    crate::kernels::image_to_tensor(img, device)
+}
+
+/// [`to_tensor`] on the host (the reference of the `rgba_to_nchw` kernel).
+pub fn to_tensor_reference(img: &RgbaImage, device: &Device) -> Tensor<4> {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let mut data = vec![0f32; 3 * h * w];
     for (i, p) in img.pixels().enumerate() {
@@ -176,6 +181,11 @@ pub fn to_tensor(img: &RgbaImage, device: &Device) -> Tensor<4> {
 /// The first image of a `[N, 3, H, W]` tensor in [-1, 1] as RGBA8 (opaque):
 /// `round(clamp((x + 1) * 127.5, 0, 255))`.
 pub fn from_tensor(t: Tensor<4>) -> RgbaImage {
+    crate::kernels::tensor_to_image(t, None)
+}
+
+/// [`from_tensor`] on the host (the reference of the `nchw_to_rgba` kernel).
+pub fn from_tensor_reference(t: Tensor<4>) -> RgbaImage {
     let [_, c, h, w] = t.dims();
     assert_eq!(c, 3, "from_tensor expects 3 channels");
     let v = tensor_values(t);
@@ -229,13 +239,20 @@ impl FloatMap {
     }
 
     /// The map through the plasma colormap, `lo..hi` spread over the whole map (clamped).
+    /// Through the plasma colormap over `[lo, hi]` (the `plasma` kernel on wgpu devices).
     pub fn colorize(&self, lo: f32, hi: f32) -> RgbaImage {
-        let span = (hi - lo).max(1e-12);
-        RgbaImage::from_fn(self.width, self.height, |x, y| {
-            let v = self.data[(y * self.width + x) as usize];
-            let [r, g, b] = plasma((v - lo) / span);
-            image::Rgba([r, g, b, 255])
-        })
+        self.colorize_on(lo, hi, &Device::flex())
+    }
+
+    pub fn colorize_on(&self, lo: f32, hi: f32, device: &Device) -> RgbaImage {
+        let t = Tensor::<2>::from_data(
+            TensorData::new(
+                self.data.clone(),
+                [self.height as usize, self.width as usize],
+            ),
+            device,
+        );
+        crate::kernels::colorize(t, lo, hi)
     }
 }
 

@@ -55,6 +55,11 @@ pub fn is_wgpu(device: &Device) -> bool {
     cube_of(Tensor::<1>::zeros([1], device)).is_some()
 }
 
+/// Whether `t` lives on the wgpu runtime.
+fn on_wgpu<const D: usize>(t: &Tensor<D>) -> bool {
+    cube_of(t.clone()).is_some()
+}
+
 /// The burn-wgpu primitive of `t`, if it lives there.
 fn cube_of<const D: usize>(t: Tensor<D>) -> Option<CubeTensor> {
     t.try_into_primitive::<Wgpu>().ok()
@@ -76,7 +81,18 @@ fn grid(n: usize) -> CubeCount {
     CubeCount::Static(x as u32, y as u32, 1)
 }
 
+thread_local! {
+    static LAUNCHES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// How many kernels of this module this thread has launched (tests check that the fused path
+/// is the one taken on wgpu).
+pub fn launches() -> usize {
+    LAUNCHES.with(|l| l.get())
+}
+
 fn launch(like: &CubeTensor, kernel: Wgsl, count: CubeCount, buffers: Vec<Handle>) {
+    LAUNCHES.with(|l| l.set(l.get() + 1));
     like.client.launch(
         Box::new(SourceKernel::new(kernel, CubeDim::new_1d(WORKGROUP))),
         count,
@@ -214,7 +230,7 @@ pub fn group_norm_silu(
             norm.num_channels
         ));
     }
-    if !is_wgpu(&x.device()) {
+    if !on_wgpu(&x) {
         return Ok(group_norm_silu_reference(x, norm, with_silu));
     }
     let (Some(gamma), Some(beta)) = (&norm.gamma, &norm.beta) else {
@@ -250,6 +266,12 @@ pub fn group_norm_silu(
     Ok(from_cube(out))
 }
 
+/// [`group_norm_silu`] with SiLU, for models whose config was validated (group counts divide
+/// the channels, so the error cannot happen).
+pub fn group_norm_silu_expect(x: Tensor<4>, norm: &GroupNorm) -> Tensor<4> {
+    group_norm_silu(x, norm, true).expect("channels divide into groups (config validated)")
+}
+
 /// burn's GroupNorm, then SiLU.
 pub fn group_norm_silu_reference(x: Tensor<4>, norm: &GroupNorm, with_silu: bool) -> Tensor<4> {
     let y = norm.forward(x);
@@ -263,7 +285,7 @@ pub fn group_norm_silu_reference(x: Tensor<4>, norm: &GroupNorm, with_silu: bool
 pub fn mask_swap(x: Tensor<4>, cond: Tensor<4>, mask: Tensor<4>) -> Tensor<4> {
     let [n, c, h, w] = x.dims();
     let [_, _, hm, wm] = mask.dims();
-    if !is_wgpu(&x.device()) {
+    if !on_wgpu(&x) {
         return mask_swap_reference(x, cond, mask);
     }
     let x = into_contiguous(cube_of(x).expect("on wgpu"));
@@ -312,7 +334,7 @@ fn packed(img: &RgbaImage) -> Vec<u32> {
 /// An image as a `[1, 3, H, W]` tensor in [-1, 1] on `device` (`v / 127.5 - 1`).
 pub fn image_to_tensor(img: &RgbaImage, device: &Device) -> Tensor<4> {
     if !is_wgpu(device) {
-        return crate::imaging::to_tensor(img, device);
+        return crate::imaging::to_tensor_reference(img, device);
     }
     let (w, h) = (img.width() as usize, img.height() as usize);
     let like = into_contiguous(cube_of(Tensor::<1>::zeros([1], device)).expect("on wgpu"));
@@ -336,7 +358,7 @@ pub fn image_to_tensor(img: &RgbaImage, device: &Device) -> Tensor<4> {
 pub fn tensor_to_image(t: Tensor<4>, paste: Option<(&RgbaImage, &GrayImage)>) -> RgbaImage {
     let [_, c, h, w] = t.dims();
     assert_eq!(c, 3, "tensor_to_image expects 3 channels");
-    if !is_wgpu(&t.device()) {
+    if !on_wgpu(&t) {
         return tensor_to_image_reference(t, paste);
     }
     let t = into_contiguous(cube_of(t.slice([0..1, 0..3, 0..h, 0..w])).expect("on wgpu"));
@@ -381,7 +403,7 @@ pub fn tensor_to_image_reference(
     t: Tensor<4>,
     paste: Option<(&RgbaImage, &GrayImage)>,
 ) -> RgbaImage {
-    let mut img = crate::imaging::from_tensor(t);
+    let mut img = crate::imaging::from_tensor_reference(t);
     if let Some((orig, mask)) = paste {
         for ((p, o), m) in img.pixels_mut().zip(orig.pixels()).zip(mask.pixels()) {
             let m = m[0] as u32;
@@ -421,7 +443,7 @@ pub fn grow_mask(mask: Tensor<2>, r: i32) -> Tensor<2> {
     if r == 0 {
         return mask;
     }
-    if !is_wgpu(&mask.device()) {
+    if !on_wgpu(&mask) {
         return grow_mask_reference(mask, r);
     }
     let [h, w] = mask.dims();
@@ -495,7 +517,7 @@ pub fn feather_mask(mask: Tensor<2>, sigma: f32) -> Tensor<2> {
     if sigma <= 0.0 {
         return mask;
     }
-    if !is_wgpu(&mask.device()) {
+    if !on_wgpu(&mask) {
         return feather_mask_reference(mask, sigma);
     }
     let taps = gaussian_taps(sigma);
@@ -574,7 +596,7 @@ pub fn plasma_table() -> Vec<u32> {
 pub fn colorize(map: Tensor<2>, lo: f32, hi: f32) -> RgbaImage {
     let [h, w] = map.dims();
     let scale = 1.0 / (hi - lo).max(1e-12);
-    if !is_wgpu(&map.device()) {
+    if !on_wgpu(&map) {
         return colorize_reference(map, lo, hi);
     }
     let m = into_contiguous(cube_of(map).expect("on wgpu"));

@@ -5,7 +5,7 @@
 
 use burn::module::Param;
 use burn::nn::{GroupNorm, GroupNormConfig};
-use burn::tensor::{Distribution, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 use clearpaint_core::kernels;
 use clearpaint_core::testing::{rel_err, test_devices, to_vec};
 use image::{GrayImage, Luma, Rgba, RgbaImage};

@@ -85,6 +85,7 @@ fn timesteps(io: &SafetensorsFile) -> Vec<f32> {
 fn tiny_unets_match_diffusers() {
     let io = SafetensorsFile::open(fixture("unet_tiny_io.safetensors")).unwrap();
     for dev in test_devices() {
+        let before = clearpaint_core::kernels::launches();
         let ctx = load_tensor::<3>(&io, "context", &dev.device);
         for name in ["inpaint", "linear"] {
             let loaded =
@@ -101,6 +102,13 @@ fn tiny_unets_match_diffusers() {
                     &format!("{name}_y_{tag}"),
                 );
             }
+        }
+        // On wgpu every ResNet's GroupNorm+SiLU ran as the fused kernel.
+        let launched = clearpaint_core::kernels::launches() - before;
+        if dev.name == "wgpu" {
+            assert!(launched > 20, "only {launched} kernel launches on wgpu");
+        } else {
+            assert_eq!(launched, 0);
         }
     }
 }

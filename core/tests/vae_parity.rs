@@ -135,7 +135,16 @@ fn asymmetric_tiny_matches_diffusers() {
         let loaded = vae::load_folder(fixture("vae_asym_tiny"), &dev.device).unwrap();
         assert!(loaded.model.is_asymmetric());
         assert!(loaded.report.is_complete(), "{}", loaded.report);
+        let before = clearpaint_core::kernels::launches();
         asym_checks(&dev, &loaded.model, &io, "asym tiny");
+        // On wgpu the fused GroupNorm+SiLU and mask-swap kernels did the work; flex used
+        // the references.
+        let launched = clearpaint_core::kernels::launches() - before;
+        if dev.name == "wgpu" {
+            assert!(launched > 10, "only {launched} kernel launches on wgpu");
+        } else {
+            assert_eq!(launched, 0);
+        }
     }
 }
 

@@ -167,7 +167,7 @@ impl ClearpaintApp {
     pub fn open_path(&mut self, path: &Path) {
         match imaging::load(path) {
             Ok(l) => {
-                self.editor = Some(Editor::new(l.rgba, l.has_alpha));
+                self.editor = Some(self.new_editor(l.rgba, l.has_alpha));
                 self.texture = None;
                 self.zoom = 1.0;
                 self.pan = egui::Vec2::ZERO;
@@ -431,6 +431,15 @@ impl ClearpaintApp {
     }
 
     /// The whole window; eframe's `App::ui` and the tests call this.
+    /// An editor whose mask operations run on the shared GPU when there is one.
+    fn new_editor(&self, img: RgbaImage, has_alpha: bool) -> Editor {
+        let mut ed = Editor::new(img, has_alpha);
+        if let Some(s) = &self.shared_device {
+            ed.device = s.device.clone();
+        }
+        ed
+    }
+
     /// Opens a file dialog (one at a time); the window keeps drawing meanwhile.
     pub fn open_dialog(&mut self, purpose: super::dialogs::Purpose, ctx: &egui::Context) {
         if self.dialog.is_none() {
@@ -909,7 +918,7 @@ impl ClearpaintApp {
             Ok(d) => {
                 match RgbaImage::from_raw(d.width as u32, d.height as u32, d.bytes.into_owned()) {
                     Some(img) => {
-                        self.editor = Some(Editor::new(img, true));
+                        self.editor = Some(self.new_editor(img, true));
                         self.texture = None;
                         self.error = None;
                         self.status = format!("pasted a {}x{} image", d.width, d.height);

@@ -2,6 +2,8 @@
 //! the image, its mask (white = repaint), brush strokes, mask operations, undo / redo of
 //! strokes and results, and the history of results.
 
+use burn::tensor::Device;
+use clearpaint_core::kernels;
 use image::{GrayImage, Luma, RgbaImage};
 
 /// What an undo step restores.
@@ -32,6 +34,8 @@ pub struct Editor {
     pub history_params: Vec<String>,
     /// The parameters that made the current image, if it is a result (saved with it).
     pub params: Option<String>,
+    /// Where mask operations run (the CPU; the shared GPU in the app when there is one).
+    pub device: Device,
     /// Bumped on every change except brush strokes, so the UI knows when to re-upload
     /// textures.
     pub revision: u64,
@@ -55,6 +59,7 @@ impl Editor {
             before: None,
             history: Vec::new(),
             history_params: Vec::new(),
+            device: Device::flex(),
             params: None,
             revision: 0,
             dirty: None,
@@ -121,46 +126,13 @@ impl Editor {
     }
 
     /// Softens the mask edge with a separable Gaussian of standard deviation `sigma` pixels
-    /// (the kernel spans 3 sigma each side), for a gradual blend at the border.
+    /// (the kernel spans 3 sigma each side, edges clamp), for a gradual blend at the border.
     pub fn feather_mask(&mut self, sigma: f32) {
         if sigma <= 0.0 {
             return;
         }
         self.push_undo();
-        let r = (3.0 * sigma).ceil() as i32;
-        let kernel: Vec<f32> = (-r..=r)
-            .map(|k| (-(k * k) as f32 / (2.0 * sigma * sigma)).exp())
-            .collect();
-        let sum: f32 = kernel.iter().sum();
-        let kernel: Vec<f32> = kernel.iter().map(|k| k / sum).collect();
-        let (w, h) = (self.mask.width() as i32, self.mask.height() as i32);
-        let src: Vec<f32> = self.mask.pixels().map(|p| p[0] as f32).collect();
-        let mut tmp = vec![0f32; src.len()];
-        // Edges clamp (the mask continues as it is at the border).
-        for y in 0..h {
-            for x in 0..w {
-                let mut acc = 0.0;
-                for (i, k) in kernel.iter().enumerate() {
-                    let sx = (x + i as i32 - r).clamp(0, w - 1);
-                    acc += k * src[(y * w + sx) as usize];
-                }
-                tmp[(y * w + x) as usize] = acc;
-            }
-        }
-        for y in 0..h {
-            for x in 0..w {
-                let mut acc = 0.0;
-                for (i, k) in kernel.iter().enumerate() {
-                    let sy = (y + i as i32 - r).clamp(0, h - 1);
-                    acc += k * tmp[(sy * w + x) as usize];
-                }
-                self.mask.put_pixel(
-                    x as u32,
-                    y as u32,
-                    Luma([acc.round().clamp(0.0, 255.0) as u8]),
-                );
-            }
-        }
+        self.mask = kernels::feather_mask_image(&self.mask, sigma, &self.device);
         self.revision += 1;
     }
 
@@ -231,36 +203,13 @@ impl Editor {
     }
 
     /// Grows (`r > 0`) or shrinks (`r < 0`) the mask by `|r|` pixels (square structuring
-    /// element, separable).
+    /// element; the `mask_morph` kernel's reference on the CPU).
     pub fn grow_mask(&mut self, r: i32) {
         if r == 0 {
             return;
         }
         self.push_undo();
-        let grow = r > 0;
-        let r = r.unsigned_abs() as i32;
-        let (w, h) = (self.mask.width() as i32, self.mask.height() as i32);
-        let pass = |m: &GrayImage, horizontal: bool| {
-            GrayImage::from_fn(w as u32, h as u32, |x, y| {
-                let mut v = if grow { 0u8 } else { 255u8 };
-                for k in -r..=r {
-                    let (sx, sy) = if horizontal {
-                        (x as i32 + k, y as i32)
-                    } else {
-                        (x as i32, y as i32 + k)
-                    };
-                    let s = if sx < 0 || sy < 0 || sx >= w || sy >= h {
-                        if grow { 0 } else { 255 }
-                    } else {
-                        m.get_pixel(sx as u32, sy as u32)[0]
-                    };
-                    v = if grow { v.max(s) } else { v.min(s) };
-                }
-                Luma([v])
-            })
-        };
-        let m = pass(&self.mask, true);
-        self.mask = pass(&m, false);
+        self.mask = kernels::grow_mask_image(&self.mask, r, &self.device);
         self.revision += 1;
     }
 

@@ -5,6 +5,7 @@
 //! (inpainting: noisy latents, mask, masked-image latents). Config-driven from `config.json`;
 //! field names mirror diffusers, so `unet/` folders load without remapping.
 
+use crate::kernels::group_norm_silu_expect as gn_silu;
 use std::path::Path;
 
 use burn::module::Module;
@@ -228,13 +229,13 @@ impl ResnetBlock {
     }
 
     fn forward(&self, x: Tensor<4>, temb_act: &Tensor<2>) -> Tensor<4> {
-        let h = self.conv1.forward(silu(self.norm1.forward(x.clone())));
+        let h = self.conv1.forward(gn_silu(x.clone(), &self.norm1));
         let [b, c] = [h.dims()[0], h.dims()[1]];
         let t = self
             .time_emb_proj
             .forward(temb_act.clone())
             .reshape([b, c, 1, 1]);
-        let h = self.conv2.forward(silu(self.norm2.forward(h + t)));
+        let h = self.conv2.forward(gn_silu(h + t, &self.norm2));
         let s = match &self.conv_shortcut {
             Some(sc) => sc.forward(x),
             None => x,
@@ -624,7 +625,7 @@ impl UNet2DConditionModel {
                 h = u.conv.forward(resize_nearest(h, th, tw));
             }
         }
-        self.conv_out.forward(silu(self.conv_norm_out.forward(h)))
+        self.conv_out.forward(gn_silu(h, &self.conv_norm_out))
     }
 }
 

@@ -8,12 +8,12 @@
 //! x2 then a 3x3 conv; the mid-block attention is single-head over all pixels with a residual;
 //! the posterior's log-variance is clamped to [-30, 20].
 
+use crate::kernels::group_norm_silu_expect as gn_silu;
 use std::path::Path;
 
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d};
-use burn::tensor::activation::silu;
 use burn::tensor::module::attention;
 use burn::tensor::ops::{AttentionModuleOptions, PadMode};
 use burn::tensor::{Device, Tensor, TensorData};
@@ -61,8 +61,8 @@ impl ResnetBlock2D {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let h = self.conv1.forward(silu(self.norm1.forward(x.clone())));
-        let h = self.conv2.forward(silu(self.norm2.forward(h)));
+        let h = self.conv1.forward(gn_silu(x.clone(), &self.norm1));
+        let h = self.conv2.forward(gn_silu(h, &self.norm2));
         let shortcut = match &self.conv_shortcut {
             Some(c) => c.forward(x),
             None => x,
@@ -262,7 +262,7 @@ impl Encoder {
             }
         }
         h = self.mid_block.forward(h);
-        self.conv_out.forward(silu(self.conv_norm_out.forward(h)))
+        self.conv_out.forward(gn_silu(h, &self.conv_norm_out))
     }
 }
 
@@ -346,9 +346,8 @@ impl Decoder {
                 .find(|f| f.dims() == dims)
                 .expect("condition features match (config validated)")
                 .clone();
-            let factor = mask.dims()[2] / dims[2];
-            let m = downsample_mask(mask.clone(), factor);
-            sample * m.clone() + f * (m.neg() + 1.0)
+            // m = the mask nearest-resized to the features; sample * m + f * (1 - m).
+            crate::kernels::mask_swap(sample, f, mask.clone())
         };
         for up in &self.up_blocks {
             if let Some((feats, mask)) = &cond {
@@ -359,8 +358,7 @@ impl Decoder {
         if let Some((feats, mask)) = &cond {
             sample = fuse(sample, feats, mask);
         }
-        self.conv_out
-            .forward(silu(self.conv_norm_out.forward(sample)))
+        self.conv_out.forward(gn_silu(sample, &self.conv_norm_out))
     }
 }
 

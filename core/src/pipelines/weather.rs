@@ -100,6 +100,8 @@ pub struct WeatherOutput {
     pub image: RgbaImage,
     /// σ at the input's size, when asked for.
     pub sigma: Option<FloatMap>,
+    /// Where the model ran (the colormap runs there too).
+    pub device: Device,
 }
 
 impl WeatherOutput {
@@ -107,7 +109,7 @@ impl WeatherOutput {
     pub fn sigma_image(&self) -> Option<RgbaImage> {
         self.sigma
             .as_ref()
-            .map(|s| s.colorize(SIGMA_RANGE.0, SIGMA_RANGE.1))
+            .map(|s| s.colorize_on(SIGMA_RANGE.0, SIGMA_RANGE.1, &self.device))
     }
 
     /// σ's colormap blended over the output image (alpha 0.5).
@@ -146,7 +148,11 @@ pub fn run(
         }
         .resize(w0, h0)
     });
-    Ok(WeatherOutput { image, sigma })
+    Ok(WeatherOutput {
+        image,
+        sigma,
+        device: device.clone(),
+    })
 }
 
 #[cfg(test)]
