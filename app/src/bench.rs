@@ -14,6 +14,217 @@ pub struct BenchArgs {
     /// Repetitions after one warm-up run.
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
+    /// Model workloads instead of the quick ones (repeatable): unet-step, text-encoder,
+    /// vae-encode, vae-decode, asym-decode, augan, inpaint-20, or all (all but inpaint-20).
+    /// Random weights in the real architectures; nothing is downloaded.
+    #[arg(long = "workload", value_name = "NAME")]
+    pub workloads: Vec<String>,
+    /// Also write the results as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<std::path::PathBuf>,
+}
+
+/// The model workloads, in order.
+pub const WORKLOADS: [&str; 7] = [
+    "unet-step",
+    "text-encoder",
+    "vae-encode",
+    "vae-decode",
+    "asym-decode",
+    "augan",
+    "inpaint-20",
+];
+
+/// Peak resident memory of this process so far (Linux VmHWM), in MiB.
+fn peak_rss_mib() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Runs `f` once to warm up, then `runs` times; seconds per run.
+fn timed(runs: usize, mut f: impl FnMut()) -> Vec<f64> {
+    f();
+    (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
+        .collect()
+}
+
+/// One model workload on `dev`: per-run seconds.
+fn model_workload(
+    name: &str,
+    runs: usize,
+    dev: &burn::tensor::Device,
+    selected: &device::Selected,
+) -> Result<Vec<f64>> {
+    use burn::tensor::{Distribution, Int, Tensor, TensorData};
+    use clearpaint_core::models::{augan, clip, unet, vae};
+    let sync4 = |t: Tensor<4>| {
+        let _ = t.sum().into_scalar::<f32>();
+    };
+    let noise = |shape: [usize; 4]| Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), dev);
+    Ok(match name {
+        "unet-step" => {
+            // The real SD 1.5 inpainting UNet at 512x512 (64x64 latents), batch 2 (guidance).
+            let config: unet::UNetConfig = serde_json::from_str(include_str!(
+                "../../tools/reference/fixtures/unet_sd15_inpaint_config.json"
+            ))?;
+            let model = unet::UNet2DConditionModel::new(&config, dev);
+            let x = noise([2, 9, 64, 64]);
+            let ctx = Tensor::<3>::random([2, 77, 768], Distribution::Normal(0.0, 1.0), dev);
+            timed(runs, || {
+                sync4(model.forward(x.clone(), &[500.0, 500.0], &ctx))
+            })
+        }
+        "text-encoder" => {
+            let model = clip::ClipTextModel::new(&clip::ClipTextConfig::sd1(), dev);
+            let ids: Vec<i64> = (0..77).map(|i| (i * 613 % 49408) as i64).collect();
+            let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [1, 77]), dev);
+            timed(runs, || {
+                let _ = model.forward(ids.clone()).sum().into_scalar::<f32>();
+            })
+        }
+        "vae-encode" => {
+            let model = vae::AutoencoderKL::new(&vae::VaeConfig::sd1(), dev);
+            let x = noise([1, 3, 512, 512]).clamp(-1.0, 1.0);
+            timed(runs, || sync4(model.encode(x.clone()).mean))
+        }
+        "vae-decode" => {
+            let model = vae::AutoencoderKL::new(&vae::VaeConfig::sd1(), dev);
+            let z = noise([1, 4, 64, 64]);
+            timed(runs, || sync4(model.decode(z.clone(), None)))
+        }
+        "asym-decode" => {
+            let model = vae::AutoencoderKL::new(&vae::VaeConfig::asymmetric_x1_5(), dev);
+            let z = noise([1, 4, 64, 64]);
+            let image = noise([1, 3, 512, 512]).clamp(-1.0, 1.0);
+            let mask = noise([1, 1, 512, 512]).greater_elem(0.0).float();
+            timed(runs, || {
+                sync4(model.decode(z.clone(), Some((image.clone(), mask.clone()))))
+            })
+        }
+        "augan" => {
+            let config = augan::AuganConfig {
+                ngf: 64,
+                uncertainty: true,
+            };
+            let model = augan::AuganGenerator::new(config, dev);
+            let x = noise([1, 3, 256, 512]).clamp(-1.0, 1.0);
+            timed(runs, || {
+                let out = model.forward(x.clone(), true);
+                sync4(out.image);
+            })
+        }
+        "inpaint-20" => {
+            use clearpaint_core::pipelines::inpaint::{
+                self, DecoderChoice, InpaintModels, InpaintRequest,
+            };
+            let config: unet::UNetConfig = serde_json::from_str(include_str!(
+                "../../tools/reference/fixtures/unet_sd15_inpaint_config.json"
+            ))?;
+            let clip_config = clip::ClipTextConfig::sd1();
+            let models = InpaintModels {
+                unet: unet::UNet2DConditionModel::new(&config, dev),
+                unet_config: config,
+                text_encoder: clip::ClipTextModel::new(&clip_config, dev),
+                tokenizer: clearpaint_core::models::tokenizer::ClipTokenizer::bundled(),
+                scheduler_config: clearpaint_core::schedulers::SchedulerConfig::sd15(),
+                vae: None,
+                asym_vae: Some((
+                    vae::AutoencoderKL::new(&vae::VaeConfig::asymmetric_x1_5(), dev),
+                    vae::VaeConfig::asymmetric_x1_5(),
+                )),
+                device: dev.clone(),
+                max_tensor_bytes: selected.max_tensor_bytes,
+                model_name: "bench".into(),
+            };
+            let img = RgbaImage::from_fn(512, 512, |x, y| {
+                Rgba([(x / 2) as u8, (y / 2) as u8, 128, 255])
+            });
+            let mask = GrayImage::from_fn(512, 512, |x, y| {
+                Luma([if (128..384).contains(&x) && (128..384).contains(&y) {
+                    255
+                } else {
+                    0
+                }])
+            });
+            let req = InpaintRequest {
+                prompt: "a red barn".into(),
+                steps: 20,
+                decoder: DecoderChoice::Asymmetric,
+                region: inpaint::Region::Full,
+                ..Default::default()
+            };
+            let cancel = clearpaint_core::progress::CancelToken::new();
+            timed(runs, || {
+                let _ = inpaint::run(
+                    &models,
+                    &img,
+                    &mask,
+                    &req,
+                    &clearpaint_core::progress::NoProgress,
+                    &cancel,
+                )
+                .expect("inpaint");
+            })
+        }
+        other => anyhow::bail!(
+            "unknown workload '{other}' (one of: {}, all)",
+            WORKLOADS.join(", ")
+        ),
+    })
+}
+
+fn model_bench(args: &BenchArgs, choice: DeviceChoice) -> Result<()> {
+    let selected = device::select(choice)?;
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let mut names: Vec<&str> = Vec::new();
+    for w in &args.workloads {
+        if w == "all" {
+            names.extend(WORKLOADS.iter().filter(|w| **w != "inpaint-20"));
+        } else {
+            names.push(w.as_str());
+        }
+    }
+    println!(
+        "model workloads on {} ({threads} threads), {} run(s) after a warm-up",
+        selected.description, args.runs
+    );
+    println!("workload         median       min       max   peak RSS");
+    let mut results = Vec::new();
+    for name in names {
+        let times = model_workload(name, args.runs.max(1), &selected.device, &selected)?;
+        let (med, min, max) = stats(times.clone());
+        let peak = peak_rss_mib();
+        println!(
+            "{name:14} {med:8.3}s {min:8.3}s {max:8.3}s   {}",
+            peak.map(|p| format!("{p:.0} MiB"))
+                .unwrap_or_else(|| "n/a".into())
+        );
+        results.push(serde_json::json!({
+            "workload": name,
+            "impl": "clearpaint",
+            "device": selected.description,
+            "threads": threads,
+            "runs_s": times,
+            "median_s": med,
+            "min_s": min,
+            "max_s": max,
+            "peak_rss_mib": peak,
+        }));
+    }
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&results)?;
+        std::fs::write(path, text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    }
+    Ok(())
 }
 
 fn stats(mut t: Vec<f64>) -> (f64, f64, f64) {
@@ -78,6 +289,9 @@ fn group_norm_bench(runs: usize, choice: DeviceChoice) -> Result<()> {
 }
 
 pub fn run(args: &BenchArgs, choice: DeviceChoice) -> Result<()> {
+    if !args.workloads.is_empty() {
+        return model_bench(args, choice);
+    }
     let runs = args.runs.max(1);
     // 512x512 photo-like texture with a 10% mask (a 162x162 square).
     let img = RgbaImage::from_fn(512, 512, |x, y| {
