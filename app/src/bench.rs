@@ -14,7 +14,7 @@ pub struct BenchArgs {
     /// Repetitions after one warm-up run.
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
-    /// Model workloads instead of the quick ones (repeatable): unet-step, text-encoder,
+    /// Model workloads instead of the quick ones (repeatable): conv3x3, unet-step, text-encoder,
     /// vae-encode, vae-decode, asym-decode, augan, inpaint-20, or all (all but inpaint-20).
     /// Random weights in the real architectures; nothing is downloaded.
     #[arg(long = "workload", value_name = "NAME")]
@@ -25,7 +25,8 @@ pub struct BenchArgs {
 }
 
 /// The model workloads, in order.
-pub const WORKLOADS: [&str; 7] = [
+pub const WORKLOADS: [&str; 8] = [
+    "conv3x3",
     "unet-step",
     "text-encoder",
     "vae-encode",
@@ -69,6 +70,14 @@ fn model_workload(
     };
     let noise = |shape: [usize; 4]| Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), dev);
     Ok(match name {
+        "conv3x3" => {
+            // The UNet's most common layer: 3x3 conv 320 -> 320 on 2x320x64x64 (15.1 GFLOP).
+            let conv = burn::nn::conv::Conv2dConfig::new([320, 320], [3, 3])
+                .with_padding(burn::nn::PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .init(dev);
+            let x = noise([2, 320, 64, 64]);
+            timed(runs, || sync4(conv.forward(x.clone())))
+        }
         "unet-step" => {
             // The real SD 1.5 inpainting UNet at 512x512 (64x64 latents), batch 2 (guidance).
             let config: unet::UNetConfig = serde_json::from_str(include_str!(

@@ -5,6 +5,7 @@ transformers, with the same shapes, random weights and thread count. One workloa
     .venv/bin/python bench_torch.py --workload unet-step --runs 3 --threads 2 --json out.json
 
 Workloads (as in app/src/bench.rs):
+  conv3x3       one 3x3 conv 320 -> 320 on 2x320x64x64 (15.1 GFLOP), the UNet's commonest layer
   unet-step     SD 1.5 inpainting UNet (9 channels), one step at 512x512 (64x64 latents), batch 2
   text-encoder  CLIP ViT-L/14 text encoder, 77 tokens
   vae-encode    SD VAE encoder at 512x512 (posterior mean)
@@ -67,6 +68,10 @@ def text_encoder():
 def workload(name):
     """Returns a zero-argument function that runs the workload once."""
     g = torch.Generator().manual_seed(0)
+    if name == "conv3x3":
+        conv = torch.nn.Conv2d(320, 320, 3, padding=1)
+        x = torch.randn(2, 320, 64, 64, generator=g)
+        return lambda: conv(x)
     if name == "unet-step":
         from diffusers import UNet2DConditionModel
         unet = UNet2DConditionModel(**unet_config()).eval()
