@@ -9,8 +9,10 @@ use eframe::egui;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 
+/// Relative to the package (cargo runs tests there), so no absolute path of the checkout
+/// shows up in a snapshot.
 fn assets() -> std::path::PathBuf {
-    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets")
+    std::path::PathBuf::from("../assets")
 }
 
 fn harness(app: ClearpaintApp) -> Harness<'static, ClearpaintApp> {
