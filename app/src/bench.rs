@@ -11,7 +11,7 @@ use image::{GrayImage, Luma, Rgba, RgbaImage};
 
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
-    /// Repetitions after one warm-up run.
+    /// Repetitions after one warm-up run (0 with --workload: a single cold run).
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
     /// Model workloads instead of the quick ones (repeatable): conv3x3, unet-step, text-encoder,
@@ -44,10 +44,13 @@ fn peak_rss_mib() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-/// Runs `f` once to warm up, then `runs` times; seconds per run.
+/// Runs `f` once to warm up, then `runs` times; seconds per run. `runs` = 0: one cold run,
+/// no warm-up (for the workloads that take many minutes).
 fn timed(runs: usize, mut f: impl FnMut()) -> Vec<f64> {
-    f();
-    (0..runs)
+    if runs > 0 {
+        f();
+    }
+    (0..runs.max(1))
         .map(|_| {
             let t = Instant::now();
             f();
@@ -209,7 +212,7 @@ fn model_bench(args: &BenchArgs, choice: DeviceChoice) -> Result<()> {
     println!("workload         median       min       max   peak RSS");
     let mut results = Vec::new();
     for name in names {
-        let times = model_workload(name, args.runs.max(1), &selected.device, &selected)?;
+        let times = model_workload(name, args.runs, &selected.device, &selected)?;
         let (med, min, max) = stats(times.clone());
         let peak = peak_rss_mib();
         println!(

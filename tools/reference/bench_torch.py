@@ -129,9 +129,10 @@ def main():
     torch.manual_seed(0)
     with torch.inference_mode():
         f = workload(args.workload)
-        f()  # warm-up
+        if args.runs > 0:
+            f()  # warm-up
         times = []
-        for _ in range(args.runs):
+        for _ in range(max(args.runs, 1)):
             t = time.perf_counter()
             f()
             times.append(time.perf_counter() - t)
