@@ -60,7 +60,8 @@ def main():
                                      "--threads", str(args.threads)])
         rows.append((w, ours, torch, err_ours, err_torch))
 
-    print(f"\n{args.threads} threads, {args.runs} runs after a warm-up, clearpaint on {args.device}")
+    runs = f"{args.runs} runs after a warm-up" if args.runs > 0 else "1 cold run"
+    print(f"\n{args.threads} threads, {runs}, clearpaint on {args.device}")
     print(f"{'workload':14} {'clearpaint':>11} {'PyTorch':>10} {'ratio':>7} "
           f"{'peak MiB (ours)':>16} {'peak MiB (torch)':>17}")
     for w, ours, torch, err_ours, err_torch in rows:
