@@ -460,8 +460,10 @@ fn padded_checkpoint(path: &Path) {
     let file = SafetensorsFile::open(fixtures().join("sd15_ldm_tiny.safetensors")).unwrap();
     let emb_key = "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight";
     let emb = file.entry(emb_key).unwrap().shape.clone();
-    let mut padded = file.raw(emb_key).unwrap().to_vec();
-    padded.resize(49408 * emb[1] * 4, 0);
+    let raw = file.raw(emb_key).unwrap();
+    let elem = raw.len() / (emb[0] * emb[1]);
+    let mut padded = raw.to_vec();
+    padded.resize(49408 * emb[1] * elem, 0);
     let keys: Vec<String> = file.keys().map(str::to_string).collect();
     let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = keys
         .iter()

@@ -13,7 +13,7 @@ groups and 8 heads, a 64-wide text encoder with SD 1.x's 64-wide heads) -- every
 must infer from tensor shapes is as in the real checkpoints.
 
 Writes:
-  fixtures/sd15_ldm_tiny.safetensors     the converted checkpoint (f32, `model.diffusion_model.*`,
+  fixtures/sd15_ldm_tiny.safetensors     the converted checkpoint (f16, `model.diffusion_model.*`,
                                          `first_stage_model.*`, `cond_stage_model.transformer.*`)
                                          plus the scheduler buffers real checkpoints carry
   fixtures/sd15_ldm_tiny_io.safetensors  inputs and the diffusers folder's outputs: text encoder
@@ -86,6 +86,10 @@ def main():
     unet, vae, te = tiny_unet().eval(), tiny_vae().eval(), tiny_text_encoder().eval()
     for m in (unet, vae, te):
         randomize(m, gen)
+        # Stored as float16 (as most shared checkpoints are, and to keep the fixture small):
+        # round the folder's weights the same way, so both give the same f32 outputs.
+        for p in m.parameters():
+            p.copy_(p.half().float())
 
     probe = torch.randint(0, 1000, (1, 77), generator=torch.Generator().manual_seed(1))
     before = te(probe).last_hidden_state
@@ -103,7 +107,7 @@ def main():
                    for k, v in te_state.items()}, te_file, metadata={"format": "pt"})
         ckpt = os.path.join(tmp, "model.safetensors")
         subprocess.run([sys.executable, args.convert_script, "--model_path", folder,
-                        "--checkpoint_path", ckpt, "--use_safetensors"], check=True,
+                        "--checkpoint_path", ckpt, "--use_safetensors", "--half"], check=True,
                        stdout=subprocess.DEVNULL)
         state = load_file(ckpt)
         # The models as diffusers loads them back from the folder are the reference.
@@ -114,7 +118,7 @@ def main():
 
     # Real checkpoints also carry the DDPM schedule buffers and the EMA flag; a loader must
     # skip them.
-    betas = torch.linspace(0.00085 ** 0.5, 0.012 ** 0.5, 1000) ** 2
+    betas = (torch.linspace(0.00085 ** 0.5, 0.012 ** 0.5, 1000) ** 2).half()
     state["betas"] = betas
     state["alphas_cumprod"] = torch.cumprod(1 - betas, 0)
     state["model_ema.decay"] = torch.tensor(0.9999)
