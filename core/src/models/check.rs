@@ -291,9 +291,9 @@ pub fn check_component(dir: &Path, expect: Option<ModelKind>) -> PartCheck {
     let device = Device::flex();
     let config_err = |p: String| format!("{}: invalid config: {p}", comp.config.display());
     match claimed {
-        ModelKind::UNet => match read_config::<UNetConfig>(&comp.config)
+        ModelKind::UNet => match comp
+            .validated_config(UNetConfig::validate)
             .map_err(|e| e.problem())
-            .and_then(|c| c.validate().map(|_| c))
         {
             Ok(c) => dry_run(
                 UNet2DConditionModel::new(&c, &device),
@@ -315,9 +315,9 @@ pub fn check_component(dir: &Path, expect: Option<ModelKind>) -> PartCheck {
                 Err(p) => part.problems.push(config_err(p)),
             }
         }
-        ModelKind::TextEncoder => match read_config::<ClipTextConfig>(&comp.config)
+        ModelKind::TextEncoder => match comp
+            .validated_config(ClipTextConfig::validate)
             .map_err(|e| e.problem())
-            .and_then(|c| c.validate().map(|_| c))
         {
             Ok(c) => dry_run(
                 ClipTextModel::new(&c, &device),

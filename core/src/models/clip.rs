@@ -232,13 +232,7 @@ pub struct LoadedClip {
 /// Loads from a transformers folder (`text_encoder/`: config.json + model.safetensors).
 pub fn load_folder(dir: impl AsRef<Path>, device: &Device) -> Result<LoadedClip, WeightsError> {
     let comp = weights::component_files(&dir)?;
-    let config: ClipTextConfig = comp.config()?;
-    config
-        .validate()
-        .map_err(|problem| WeightsError::BadConfig {
-            path: comp.config.clone(),
-            problem,
-        })?;
+    let config = comp.validated_config(ClipTextConfig::validate)?;
     load_files(&comp.open()?, config, device)
 }
 

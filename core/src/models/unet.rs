@@ -646,13 +646,7 @@ pub struct LoadedUNet {
 /// Loads from a diffusers `unet/` folder (f32 or `.fp16` file).
 pub fn load_folder(dir: impl AsRef<Path>, device: &Device) -> Result<LoadedUNet, WeightsError> {
     let comp = weights::component_files(&dir)?;
-    let config: UNetConfig = comp.config()?;
-    config
-        .validate()
-        .map_err(|problem| WeightsError::BadConfig {
-            path: comp.config.clone(),
-            problem,
-        })?;
+    let config = comp.validated_config(UNetConfig::validate)?;
     load_files(&comp.open()?, config, device)
 }
 

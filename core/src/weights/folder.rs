@@ -31,6 +31,19 @@ impl ComponentFiles {
     pub fn config<T: DeserializeOwned>(&self) -> Result<T, WeightsError> {
         read_config(&self.config)
     }
+
+    /// The config, checked by `validate` (whose message names what is unsupported).
+    pub fn validated_config<T: DeserializeOwned>(
+        &self,
+        validate: impl Fn(&T) -> Result<(), String>,
+    ) -> Result<T, WeightsError> {
+        let config: T = self.config()?;
+        validate(&config).map_err(|problem| WeightsError::BadConfig {
+            path: self.config.clone(),
+            problem,
+        })?;
+        Ok(config)
+    }
 }
 
 const STEMS: [&str; 2] = ["diffusion_pytorch_model", "model"];
