@@ -79,7 +79,9 @@ fn model_workload(
                 .with_padding(burn::nn::PaddingConfig2d::Explicit(1, 1, 1, 1))
                 .init(dev);
             let x = noise([2, 320, 64, 64]);
-            timed(runs, || sync4(conv.forward(x.clone())))
+            timed(runs, || {
+                sync4(clearpaint_core::cpu::conv2d(&conv, x.clone()))
+            })
         }
         "unet-step" => {
             // The real SD 1.5 inpainting UNet at 512x512 (64x64 latents), batch 2 (guidance).

@@ -231,6 +231,19 @@ pub fn group_norm_silu(
         ));
     }
     if !on_wgpu(&x) {
+        if let (Some(gamma), Some(beta)) = (&norm.gamma, &norm.beta) {
+            let fused = crate::cpu::group_norm_silu(
+                &x,
+                &gamma.val(),
+                &beta.val(),
+                norm.num_groups,
+                norm.epsilon,
+                with_silu,
+            );
+            if let Some(out) = fused {
+                return Ok(out);
+            }
+        }
         return Ok(group_norm_silu_reference(x, norm, with_silu));
     }
     let (Some(gamma), Some(beta)) = (&norm.gamma, &norm.beta) else {

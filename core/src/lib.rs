@@ -2,6 +2,7 @@
 //!
 //! * [`batch`]: planning folder runs (matching masks, shards, seeds, reports).
 //! * [`classical`]: inpainting without weights (PatchMatch, Telea).
+//! * [`cpu`]: faster CPU paths for the flex backend (convolutions as large GEMMs).
 //! * [`device`]: where models run (wgpu GPU or the flex CPU backend).
 //! * [`imaging`]: image files in and out (atomic PNG writes), image <-> tensor.
 //! * [`pipelines`]: request -> result flows shared by the CLI and the GUI.
@@ -12,6 +13,7 @@
 
 pub mod batch;
 pub mod classical;
+pub mod cpu;
 pub mod device;
 pub mod imaging;
 pub mod kernels;

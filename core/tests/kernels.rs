@@ -110,6 +110,52 @@ fn group_norm_silu_matches_burn() {
     assert!(err.contains("32 channels applied to 24"), "{err}");
 }
 
+/// The flex path (clearpaint_core::cpu::group_norm_silu: one fused sweep, f64 statistics)
+/// against burn's GroupNorm then SiLU, incl. a group whose mean is 200x its spread.
+#[test]
+fn group_norm_silu_on_the_cpu_matches_burn() {
+    let dev = cpu();
+    for (i, &(n, c, h, w, groups, eps, with_silu, lo, hi)) in [
+        (2, 64, 9, 13, 32, 1e-5, true, -3.0, 5.0),
+        (1, 12, 3, 3, 4, 1e-6, false, -3.0, 5.0),
+        (1, 32, 16, 16, 32, 1e-6, true, 99.5, 100.5),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let x = values(n * c * h * w, 40 + i as u64, lo, hi);
+        let norm = norm(c, groups, eps, 50 + i as u64, &dev);
+        let ours =
+            kernels::group_norm_silu(tensor(&x, [n, c, h, w], &dev), &norm, with_silu).unwrap();
+        let burns =
+            kernels::group_norm_silu_reference(tensor(&x, [n, c, h, w], &dev), &norm, with_silu);
+        // Straight from the definition, in f64.
+        let (gamma, beta) = (
+            to_vec(norm.gamma.as_ref().unwrap().val()),
+            to_vec(norm.beta.as_ref().unwrap().val()),
+        );
+        let per = c / groups * h * w;
+        let mut want = vec![0f32; x.len()];
+        for (gi, (src, dst)) in x.chunks(per).zip(want.chunks_mut(per)).enumerate() {
+            let mean = src.iter().map(|&v| v as f64).sum::<f64>() / per as f64;
+            let var = src.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / per as f64;
+            for (j, (s, d)) in src.iter().zip(dst.iter_mut()).enumerate() {
+                let ch = (gi % groups) * (c / groups) + j / (h * w);
+                let y =
+                    (*s as f64 - mean) / (var + eps).sqrt() * gamma[ch] as f64 + beta[ch] as f64;
+                *d = if with_silu { y / (1.0 + (-y).exp()) } else { y } as f32;
+            }
+        }
+        let ours = to_vec(ours);
+        let e = rel_err(&ours, &want);
+        assert!(e <= 1e-5, "{n}x{c}x{h}x{w}: relative error {e:e}");
+        if i < 2 {
+            let e = rel_err(&ours, &to_vec(burns));
+            assert!(e <= 1e-5, "{n}x{c}x{h}x{w} vs burn: relative error {e:e}");
+        }
+    }
+}
+
 #[test]
 fn mask_swap_matches_the_tensor_reference() {
     let g = gpu();

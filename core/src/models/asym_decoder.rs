@@ -5,6 +5,7 @@
 //! own features with these wherever the mask is 0, before each up block and after the last,
 //! picking the feature whose shape matches (as diffusers does with its shape-keyed dict).
 
+use crate::cpu::conv2d;
 use burn::module::Module;
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -75,7 +76,7 @@ impl MaskConditionEncoder {
     pub fn forward(&self, mut x: Tensor<4>) -> Vec<Tensor<4>> {
         let mut out = Vec::with_capacity(self.layers.len());
         for layer in &self.layers {
-            x = layer.forward(x);
+            x = conv2d(layer, x);
             out.push(x.clone());
             x = relu(x);
         }

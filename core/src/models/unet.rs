@@ -8,6 +8,7 @@
 use crate::kernels::group_norm_silu_expect as gn_silu;
 use std::path::Path;
 
+use crate::cpu::conv2d;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{
@@ -229,15 +230,15 @@ impl ResnetBlock {
     }
 
     fn forward(&self, x: Tensor<4>, temb_act: &Tensor<2>) -> Tensor<4> {
-        let h = self.conv1.forward(gn_silu(x.clone(), &self.norm1));
+        let h = conv2d(&self.conv1, gn_silu(x.clone(), &self.norm1));
         let [b, c] = [h.dims()[0], h.dims()[1]];
         let t = self
             .time_emb_proj
             .forward(temb_act.clone())
             .reshape([b, c, 1, 1]);
-        let h = self.conv2.forward(gn_silu(h + t, &self.norm2));
+        let h = conv2d(&self.conv2, gn_silu(h + t, &self.norm2));
         let s = match &self.conv_shortcut {
-            Some(sc) => sc.forward(x),
+            Some(sc) => conv2d(sc, x),
             None => x,
         };
         s + h
@@ -369,7 +370,7 @@ impl Transformer2D {
         let n = self.norm.forward(x);
         let to_seq = |t: Tensor<4>| t.reshape([b, c, h * w]).swap_dims(1, 2);
         let mut s = match &self.proj_in {
-            Projection::Conv(p) => to_seq(p.forward(n)),
+            Projection::Conv(p) => to_seq(conv2d(p, n)),
             Projection::Linear(p) => p.forward(to_seq(n)),
         };
         for blk in &self.transformer_blocks {
@@ -382,7 +383,7 @@ impl Transformer2D {
         }
         let to_img = |t: Tensor<3>| t.swap_dims(1, 2).reshape([b, c, h, w]);
         let out = match &self.proj_out {
-            Projection::Conv(p) => p.forward(to_img(s)),
+            Projection::Conv(p) => conv2d(p, to_img(s)),
             Projection::Linear(p) => to_img(p.forward(s)),
         };
         out + residual
@@ -593,7 +594,7 @@ impl UNet2DConditionModel {
             .forward(silu(self.time_embedding.linear_1.forward(feats)));
         let temb_act = silu(temb);
 
-        let mut h = self.conv_in.forward(sample);
+        let mut h = conv2d(&self.conv_in, sample);
         let mut skips = vec![h.clone()];
         for block in &self.down_blocks {
             for (j, r) in block.resnets.iter().enumerate() {
@@ -604,7 +605,7 @@ impl UNet2DConditionModel {
                 skips.push(h.clone());
             }
             for d in &block.downsamplers {
-                h = d.conv.forward(h);
+                h = conv2d(&d.conv, h);
                 skips.push(h.clone());
             }
         }
@@ -622,10 +623,10 @@ impl UNet2DConditionModel {
             for u in &block.upsamplers {
                 // Upsample to the size of the skip it will meet (odd latent sizes).
                 let [_, _, th, tw] = skips.last().expect("skips remain").dims();
-                h = u.conv.forward(resize_nearest(h, th, tw));
+                h = conv2d(&u.conv, resize_nearest(h, th, tw));
             }
         }
-        self.conv_out.forward(gn_silu(h, &self.conv_norm_out))
+        conv2d(&self.conv_out, gn_silu(h, &self.conv_norm_out))
     }
 }
 

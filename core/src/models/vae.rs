@@ -11,6 +11,7 @@
 use crate::kernels::group_norm_silu_expect as gn_silu;
 use std::path::Path;
 
+use crate::cpu::conv2d;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d};
@@ -61,10 +62,10 @@ impl ResnetBlock2D {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let h = self.conv1.forward(gn_silu(x.clone(), &self.norm1));
-        let h = self.conv2.forward(gn_silu(h, &self.norm2));
+        let h = conv2d(&self.conv1, gn_silu(x.clone(), &self.norm1));
+        let h = conv2d(&self.conv2, gn_silu(h, &self.norm2));
         let shortcut = match &self.conv_shortcut {
-            Some(c) => c.forward(x),
+            Some(c) => conv2d(c, x),
             None => x,
         };
         shortcut + h
@@ -102,7 +103,7 @@ pub fn upsample_nearest2(x: Tensor<4>) -> Tensor<4> {
 
 impl Upsample2D {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.conv.forward(upsample_nearest2(x))
+        conv2d(&self.conv, upsample_nearest2(x))
     }
 }
 
@@ -142,11 +143,9 @@ impl VaeAttention {
         let v = heads(self.to_v.forward(hs));
         // Scale 1/sqrt(c) (one head of dim c). The fused op avoids a [hw, hw] score buffer
         // where the backend has a flash kernel.
-        let o = attention(q, k, v, None, None, AttentionModuleOptions::default()).reshape([
-            b,
-            h * w,
-            c,
-        ]);
+        let o = crate::cpu::attention(&q, &k, &v)
+            .unwrap_or_else(|| attention(q, k, v, None, None, AttentionModuleOptions::default()))
+            .reshape([b, h * w, c]);
         let o = self.to_out[0].forward(o);
         o.swap_dims(1, 2).reshape([b, c, h, w]) + x
     }
@@ -252,7 +251,7 @@ impl Encoder {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let mut h = self.conv_in.forward(x);
+        let mut h = conv2d(&self.conv_in, x);
         for block in &self.down_blocks {
             for r in &block.resnets {
                 h = r.forward(h);
@@ -262,7 +261,7 @@ impl Encoder {
             }
         }
         h = self.mid_block.forward(h);
-        self.conv_out.forward(gn_silu(h, &self.conv_norm_out))
+        conv2d(&self.conv_out, gn_silu(h, &self.conv_norm_out))
     }
 }
 
@@ -330,7 +329,7 @@ impl Decoder {
     /// Decodes `z` (after `post_quant_conv`). With `condition = (image, mask)` and a condition
     /// encoder, features of the unmasked image replace the decoder's where `mask` is 0.
     pub fn forward(&self, z: Tensor<4>, condition: Option<(Tensor<4>, Tensor<4>)>) -> Tensor<4> {
-        let mut sample = self.mid_block.forward(self.conv_in.forward(z));
+        let mut sample = self.mid_block.forward(conv2d(&self.conv_in, z));
         let cond = match (&self.condition_encoder, condition) {
             (Some(enc), Some((image, mask))) => {
                 let masked = (mask.clone().neg() + 1.0) * image;
@@ -358,7 +357,7 @@ impl Decoder {
         if let Some((feats, mask)) = &cond {
             sample = fuse(sample, feats, mask);
         }
-        self.conv_out.forward(gn_silu(sample, &self.conv_norm_out))
+        conv2d(&self.conv_out, gn_silu(sample, &self.conv_norm_out))
     }
 }
 
@@ -663,7 +662,7 @@ impl AutoencoderKL {
     pub fn encode(&self, x: Tensor<4>) -> DiagonalGaussian {
         let mut h = self.encoder.forward(x);
         if let Some(q) = &self.quant_conv {
-            h = q.forward(h);
+            h = conv2d(q, h);
         }
         let c = h.dims()[1] / 2;
         let mut parts = h.chunk(2, 1);
@@ -679,7 +678,7 @@ impl AutoencoderKL {
     /// ignores the condition.
     pub fn decode(&self, z: Tensor<4>, condition: Option<(Tensor<4>, Tensor<4>)>) -> Tensor<4> {
         let z = match &self.post_quant_conv {
-            Some(p) => p.forward(z),
+            Some(p) => conv2d(p, z),
             None => z,
         };
         self.decoder.forward(z, condition)
