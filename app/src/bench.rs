@@ -50,6 +50,8 @@ fn timed(runs: usize, mut f: impl FnMut()) -> Vec<f64> {
     if runs > 0 {
         f();
     }
+    // The kernel-time breakdown covers the timed runs only.
+    clearpaint_core::cpu::take_op_times();
     (0..runs.max(1))
         .map(|_| {
             let t = Instant::now();
@@ -222,6 +224,21 @@ fn model_bench(args: &BenchArgs, choice: DeviceChoice) -> Result<()> {
             peak.map(|p| format!("{p:.0} MiB"))
                 .unwrap_or_else(|| "n/a".into())
         );
+        // Where the time went (clearpaint's own CPU kernels; zero on wgpu).
+        let ops = clearpaint_core::cpu::take_op_times();
+        let per_run = |s: f64| s / times.len() as f64;
+        let kernels = per_run(ops.conv_s + ops.attention_s + ops.group_norm_s + ops.linear_s);
+        if kernels > 0.0 {
+            println!(
+                "  per run: conv {:.3}s, attention {:.3}s, group norm {:.3}s, linear {:.3}s, \
+                 the rest {:.3}s",
+                per_run(ops.conv_s),
+                per_run(ops.attention_s),
+                per_run(ops.group_norm_s),
+                per_run(ops.linear_s),
+                (times.iter().sum::<f64>() / times.len() as f64 - kernels).max(0.0)
+            );
+        }
         results.push(serde_json::json!({
             "workload": name,
             "impl": "clearpaint",

@@ -15,6 +15,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::Deserialize;
 
 use super::attention::{merge_heads, sdpa, split_heads};
+use crate::cpu::linear;
 use crate::weights::{
     self, KeyRemap, LoadOptions, LoadReport, SafetensorsFile, WeightsError, load_module,
 };
@@ -189,19 +190,19 @@ impl ClipTextModel {
             let r = x.clone();
             let h = layer.layer_norm1.forward(x);
             let a = &layer.self_attn;
-            let q = split_heads(a.q_proj.forward(h.clone()), a.heads);
-            let k = split_heads(a.k_proj.forward(h.clone()), a.heads);
-            let v = split_heads(a.v_proj.forward(h), a.heads);
-            let o = a.out_proj.forward(merge_heads(sdpa(q, k, v, true)));
+            let q = split_heads(linear(&a.q_proj, h.clone()), a.heads);
+            let k = split_heads(linear(&a.k_proj, h.clone()), a.heads);
+            let v = split_heads(linear(&a.v_proj, h), a.heads);
+            let o = linear(&a.out_proj, merge_heads(sdpa(q, k, v, true)));
             x = r + o;
             let r = x.clone();
-            let h = layer.mlp.fc1.forward(layer.layer_norm2.forward(x));
+            let h = linear(&layer.mlp.fc1, layer.layer_norm2.forward(x));
             let h = if self.quick_gelu {
                 h.clone() * sigmoid(h * 1.702)
             } else {
                 gelu(h)
             };
-            x = r + layer.mlp.fc2.forward(h);
+            x = r + linear(&layer.mlp.fc2, h);
         }
         self.final_layer_norm.forward(x)
     }

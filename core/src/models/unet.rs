@@ -8,7 +8,7 @@
 use crate::kernels::group_norm_silu_expect as gn_silu;
 use std::path::Path;
 
-use crate::cpu::conv2d;
+use crate::cpu::{conv2d, linear};
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{
@@ -269,10 +269,10 @@ impl CrossAttention {
 
     fn forward(&self, x: Tensor<3>, context: Option<&Tensor<3>>) -> Tensor<3> {
         let ctx = context.cloned().unwrap_or_else(|| x.clone());
-        let q = split_heads(self.to_q.forward(x), self.heads);
-        let k = split_heads(self.to_k.forward(ctx.clone()), self.heads);
-        let v = split_heads(self.to_v.forward(ctx), self.heads);
-        self.to_out[0].forward(merge_heads(sdpa(q, k, v, false)))
+        let q = split_heads(linear(&self.to_q, x), self.heads);
+        let k = split_heads(linear(&self.to_k, ctx.clone()), self.heads);
+        let v = split_heads(linear(&self.to_v, ctx), self.heads);
+        linear(&self.to_out[0], merge_heads(sdpa(q, k, v, false)))
     }
 }
 
@@ -298,7 +298,10 @@ pub struct FeedForwardNet {
 
 impl FeedForward {
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let h = self.net.geglu.proj.forward(x);
+        let h = linear(&self.net.geglu.proj, x);
+        if let Some(act) = crate::cpu::geglu(&h) {
+            return linear(&self.net.out, act);
+        }
         let mut parts = h.chunk(2, 2);
         let gate = parts.pop().expect("two halves");
         let hidden = parts.pop().expect("two halves");
@@ -371,7 +374,7 @@ impl Transformer2D {
         let to_seq = |t: Tensor<4>| t.reshape([b, c, h * w]).swap_dims(1, 2);
         let mut s = match &self.proj_in {
             Projection::Conv(p) => to_seq(conv2d(p, n)),
-            Projection::Linear(p) => p.forward(to_seq(n)),
+            Projection::Linear(p) => linear(p, to_seq(n)),
         };
         for blk in &self.transformer_blocks {
             s = blk.attn1.forward(blk.norm1.forward(s.clone()), None) + s;
@@ -384,7 +387,7 @@ impl Transformer2D {
         let to_img = |t: Tensor<3>| t.swap_dims(1, 2).reshape([b, c, h, w]);
         let out = match &self.proj_out {
             Projection::Conv(p) => conv2d(p, to_img(s)),
-            Projection::Linear(p) => to_img(p.forward(s)),
+            Projection::Linear(p) => to_img(linear(p, s)),
         };
         out + residual
     }

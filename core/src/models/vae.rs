@@ -11,7 +11,7 @@
 use crate::kernels::group_norm_silu_expect as gn_silu;
 use std::path::Path;
 
-use crate::cpu::conv2d;
+use crate::cpu::{conv2d, linear};
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d};
@@ -138,15 +138,15 @@ impl VaeAttention {
             .reshape([b, c, h * w])
             .swap_dims(1, 2);
         let heads = |t: Tensor<3>| t.reshape([b, 1, h * w, c]);
-        let q = heads(self.to_q.forward(hs.clone()));
-        let k = heads(self.to_k.forward(hs.clone()));
-        let v = heads(self.to_v.forward(hs));
+        let q = heads(linear(&self.to_q, hs.clone()));
+        let k = heads(linear(&self.to_k, hs.clone()));
+        let v = heads(linear(&self.to_v, hs));
         // Scale 1/sqrt(c) (one head of dim c). The fused op avoids a [hw, hw] score buffer
         // where the backend has a flash kernel.
         let o = crate::cpu::attention(&q, &k, &v)
             .unwrap_or_else(|| attention(q, k, v, None, None, AttentionModuleOptions::default()))
             .reshape([b, h * w, c]);
-        let o = self.to_out[0].forward(o);
+        let o = linear(&self.to_out[0], o);
         o.swap_dims(1, 2).reshape([b, c, h, w]) + x
     }
 }
