@@ -564,10 +564,10 @@ fn row_max(row: &[f32]) -> f32 {
 /// `x` through its strides (the UNet's `[B, HW, C]` views of NCHW maps need no copy) and
 /// writing into a bias-initialised output. Other backends use burn's op.
 pub fn linear<const D: usize>(lin: &Linear, x: Tensor<D>) -> Tensor<D> {
-    if D == 2 || D == 3 {
-        if let Some(out) = linear_flex(lin, &x) {
-            return out;
-        }
+    if (D == 2 || D == 3)
+        && let Some(out) = linear_flex(lin, &x)
+    {
+        return out;
     }
     lin.forward(x)
 }
