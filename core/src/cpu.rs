@@ -872,30 +872,59 @@ fn linear_flex<const D: usize>(lin: &Linear, x: &Tensor<D>) -> Option<Tensor<D>>
             .for_each(|row| row.copy_from_slice(bias));
     }
     for (i, dst) in out.chunks_mut(m * n).enumerate() {
+        let xi = xd[x0..].as_ptr().wrapping_offset(i as isize * sb);
+        let w = wd[w0..].as_ptr();
         // SAFETY: x's layout is valid for [batch, m, k] with these strides from x0; the weight's
         // for [k, n] from w0; dst is m x n row-major.
         unsafe {
-            gemm::gemm(
-                m,
-                n,
-                k,
-                dst.as_mut_ptr(),
-                1,
-                n as isize,
-                bias.is_some(),
-                xd.as_ptr().add(x0).offset(i as isize * sb),
-                sk,
-                sm,
-                wd.as_ptr().add(w0),
-                ws[1],
-                ws[0],
-                1.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::Rayon(0),
-            );
+            if m >= n {
+                // out = x W (m x n).
+                gemm::gemm(
+                    m,
+                    n,
+                    k,
+                    dst.as_mut_ptr(),
+                    1,
+                    n as isize,
+                    bias.is_some(),
+                    xi,
+                    sk,
+                    sm,
+                    w,
+                    ws[1],
+                    ws[0],
+                    1.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::Rayon(0),
+                );
+            } else {
+                // Few rows (e.g. CLIP's 77 tokens): outᵀ = Wᵀ xᵀ (n x m), so the long side
+                // fills the GEMM's tall microkernel instead of a mostly empty second tile.
+                gemm::gemm(
+                    n,
+                    m,
+                    k,
+                    dst.as_mut_ptr(),
+                    n as isize,
+                    1,
+                    bias.is_some(),
+                    w,
+                    ws[0],
+                    ws[1],
+                    xi,
+                    sm,
+                    sk,
+                    1.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::Rayon(0),
+                );
+            }
         }
     }
     let mut shape = dims;
