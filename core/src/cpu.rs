@@ -185,6 +185,22 @@ pub fn conv2d_f32(
         winograd_3x3(x, [b, ci, h, w], weight, co, bias, pads, [oh, ow], &mut out);
         return Some(out);
     }
+    if oh * ow < WINOGRAD_MIN_PIXELS
+        && ci * kh * kw * oh * ow <= 2 * SCRATCH_ELEMS
+        && im2col_enabled()
+    {
+        im2col_conv(
+            x,
+            [b, ci, h, w],
+            weight,
+            [co, kh, kw],
+            bias,
+            pads,
+            [oh, ow],
+            &mut out,
+        );
+        return Some(out);
+    }
     let pw = w + pads[1] + pads[3];
     let ph = h + pads[0] + pads[2];
     // Output rows per band, and how many images share one pass.
@@ -230,6 +246,104 @@ pub fn conv2d_f32(
         }
     });
     Some(out)
+}
+
+/// `CLEARPAINT_IM2COL=0` turns the im2col path for small maps off (for comparisons).
+fn im2col_enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("CLEARPAINT_IM2COL").map_or(true, |v| v != "0"))
+}
+
+/// Small maps with many channels (the UNet's 16x16 and 8x8 levels: up to 2560 -> 1280):
+/// one GEMM of the weights as they are stored (`co x ci*kh*kw`, read once, contiguously) with
+/// an im2col matrix of the images (`ci*kh*kw x images*pixels`), instead of kh*kw GEMMs that
+/// each walk the whole weight tensor with a stride of kh*kw.
+#[allow(clippy::too_many_arguments)]
+fn im2col_conv(
+    x: &[f32],
+    [b, ci, h, w]: [usize; 4],
+    weight: &[f32],
+    [co, kh, kw]: [usize; 3],
+    bias: Option<&[f32]>,
+    pads: [usize; 4],
+    [oh, ow]: [usize; 2],
+    out: &mut [f32],
+) {
+    let taps = kh * kw;
+    let k = ci * taps;
+    let ohw = oh * ow;
+    let images_per_pass = (2 * SCRATCH_ELEMS / (k * ohw)).clamp(1, b);
+    SCRATCH.with(|s| {
+        let (col, grid) = &mut *s.borrow_mut();
+        let mut b0 = 0;
+        while b0 < b {
+            let nb = images_per_pass.min(b - b0);
+            let n = nb * ohw;
+            grow(col, k * n);
+            grow(grid, co * n);
+            // Row (c, dy, dx) of the im2col matrix: input channel c shifted by (dy, dx).
+            col[..k * n]
+                .par_chunks_mut(taps * n)
+                .enumerate()
+                .for_each(|(c, rows)| {
+                    for (tap, row) in rows.chunks_exact_mut(n).enumerate() {
+                        let (dy, dx) = (tap / kw, tap % kw);
+                        for (i, img) in row.chunks_exact_mut(ohw).enumerate() {
+                            let plane = &x[((b0 + i) * ci + c) * h * w..][..h * w];
+                            for (y, dst) in img.chunks_exact_mut(ow).enumerate() {
+                                dst.fill(0.0);
+                                let Some(sy) = (y + dy).checked_sub(pads[0]).filter(|&v| v < h)
+                                else {
+                                    continue;
+                                };
+                                // Output x reads input x + dx - left, when inside the row.
+                                let lo = pads[1].saturating_sub(dx).min(ow);
+                                let hi = (w + pads[1]).saturating_sub(dx).min(ow).max(lo);
+                                if hi > lo {
+                                    let s0 = sy * w + lo + dx - pads[1];
+                                    dst[lo..hi].copy_from_slice(&plane[s0..s0 + hi - lo]);
+                                }
+                            }
+                        }
+                    }
+                });
+            // SAFETY: weight is co x k row-major, col k x n, grid co x n; all in bounds.
+            unsafe {
+                gemm::gemm(
+                    co,
+                    n,
+                    k,
+                    grid.as_mut_ptr(),
+                    1,
+                    n as isize,
+                    false,
+                    weight.as_ptr(),
+                    1,
+                    k as isize,
+                    col.as_ptr(),
+                    1,
+                    n as isize,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::Rayon(0),
+                );
+            }
+            let grid = &grid[..co * n];
+            for i in 0..nb {
+                let img = &mut out[(b0 + i) * co * ohw..(b0 + i + 1) * co * ohw];
+                img.par_chunks_mut(ohw).enumerate().for_each(|(o, dst)| {
+                    let add = bias.map_or(0.0, |bb| bb[o]);
+                    for (d, s) in dst.iter_mut().zip(&grid[o * n + i * ohw..][..ohw]) {
+                        *d = s + add;
+                    }
+                });
+            }
+            b0 += nb;
+        }
+    });
 }
 
 /// Output pixels per image from which 3x3 convolutions use Winograd F(2x2, 3x3): below
@@ -1319,6 +1433,57 @@ mod tests {
         check([2, 4, 5, 6], 3, [1, 1], [1, 0, 2, 1], true);
         check([1, 2, 8, 8], 3, [4, 4], [1, 2, 2, 1], true);
         check([2, 3, 4, 4], 2, [7, 7], [3, 3, 3, 3], true);
+        // Right padding wider than the kernel's reach into the image.
+        check([1, 2, 3, 2], 2, [3, 5], [1, 0, 1, 4], true);
+    }
+
+    /// The shifted-GEMM path directly (what maps too big for im2col and below Winograd's
+    /// sizes, or kernels other than 3x3 on large maps, take).
+    #[test]
+    fn shifted_gemm_path_matches_direct_convolution() {
+        for (dims, co, k, pads) in [
+            ([2, 5, 7, 9], 4, [3, 3], [1, 1, 1, 1]),
+            ([1, 3, 6, 5], 2, [3, 3], [0, 0, 0, 0]),
+            ([1, 2, 8, 8], 3, [4, 4], [1, 2, 2, 1]),
+        ] {
+            let [b, ci, h, w] = dims;
+            let x = values(b * ci * h * w, 1);
+            let wt = values(co * ci * k[0] * k[1], 2);
+            let bb = values(co, 3);
+            let [oh, ow] = out_size([h, w], k, pads).unwrap();
+            let mut ours = vec![0f32; b * co * oh * ow];
+            let pw = w + pads[1] + pads[3];
+            let band = Band {
+                b0: 0,
+                nb: b,
+                y0: 0,
+                rows: oh,
+                in_rows: oh + k[0] - 1,
+                pw,
+            };
+            let (mut p, mut g) = (Vec::new(), Vec::new());
+            band_conv(
+                &x,
+                [ci, h, w],
+                &wt,
+                [co, k[0], k[1]],
+                Some(&bb),
+                pads,
+                &band,
+                [oh, ow],
+                &mut p,
+                &mut g,
+                &mut ours,
+            );
+            let want = naive(&x, dims, &wt, [co, k[0], k[1]], Some(&bb), pads);
+            let num: f64 = ours
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| ((a - b) as f64).powi(2))
+                .sum();
+            let den: f64 = want.iter().map(|a| (*a as f64).powi(2)).sum();
+            assert!((num / den).sqrt() < 1e-6, "{dims:?}");
+        }
     }
 
     /// Winograd F(2x2, 3x3) path (>= 32x32 outputs): odd sizes (partial tiles), other paddings,
