@@ -1404,13 +1404,35 @@ mod tests {
             .collect()
     }
 
+    /// A convolution under test: `(x, dims, weight, [co, kh, kw], bias, pads) -> output`.
+    type Conv = fn(&[f32], [usize; 4], &[f32], [usize; 3], Option<&[f32]>, [usize; 4]) -> Vec<f32>;
+
     fn check(dims: [usize; 4], co: usize, k: [usize; 2], pads: [usize; 4], bias: bool) {
+        check_with(
+            |x, dims, wt, kernel, bias, pads| conv2d_f32(x, dims, wt, kernel, bias, pads).unwrap(),
+            dims,
+            co,
+            k,
+            pads,
+            bias,
+        )
+    }
+
+    /// `conv` against the direct f64 convolution, to 1e-6 relative.
+    fn check_with(
+        conv: Conv,
+        dims: [usize; 4],
+        co: usize,
+        k: [usize; 2],
+        pads: [usize; 4],
+        bias: bool,
+    ) {
         let [b, ci, h, w] = dims;
         let x = values(b * ci * h * w, 1);
         let wt = values(co * ci * k[0] * k[1], 2);
         let bb = values(co, 3);
         let bias = bias.then_some(&bb[..]);
-        let ours = conv2d_f32(&x, dims, &wt, [co, k[0], k[1]], bias, pads).unwrap();
+        let ours = conv(&x, dims, &wt, [co, k[0], k[1]], bias, pads);
         let want = naive(&x, dims, &wt, [co, k[0], k[1]], bias, pads);
         let num: f64 = ours
             .iter()
@@ -1438,52 +1460,46 @@ mod tests {
     }
 
     /// The shifted-GEMM path directly (what maps too big for im2col and below Winograd's
-    /// sizes, or kernels other than 3x3 on large maps, take).
+    /// sizes, or kernels other than 3x3 on large maps, take), with all images in one pass.
     #[test]
     fn shifted_gemm_path_matches_direct_convolution() {
-        for (dims, co, k, pads) in [
-            ([2, 5, 7, 9], 4, [3, 3], [1, 1, 1, 1]),
-            ([1, 3, 6, 5], 2, [3, 3], [0, 0, 0, 0]),
-            ([1, 2, 8, 8], 3, [4, 4], [1, 2, 2, 1]),
-        ] {
-            let [b, ci, h, w] = dims;
-            let x = values(b * ci * h * w, 1);
-            let wt = values(co * ci * k[0] * k[1], 2);
-            let bb = values(co, 3);
-            let [oh, ow] = out_size([h, w], k, pads).unwrap();
-            let mut ours = vec![0f32; b * co * oh * ow];
-            let pw = w + pads[1] + pads[3];
+        fn shifted(
+            x: &[f32],
+            [b, ci, h, w]: [usize; 4],
+            wt: &[f32],
+            [co, kh, kw]: [usize; 3],
+            bias: Option<&[f32]>,
+            pads: [usize; 4],
+        ) -> Vec<f32> {
+            let [oh, ow] = out_size([h, w], [kh, kw], pads).unwrap();
+            let mut out = vec![0f32; b * co * oh * ow];
             let band = Band {
                 b0: 0,
                 nb: b,
                 y0: 0,
                 rows: oh,
-                in_rows: oh + k[0] - 1,
-                pw,
+                in_rows: oh + kh - 1,
+                pw: w + pads[1] + pads[3],
             };
             let (mut p, mut g) = (Vec::new(), Vec::new());
             band_conv(
-                &x,
+                x,
                 [ci, h, w],
-                &wt,
-                [co, k[0], k[1]],
-                Some(&bb),
+                wt,
+                [co, kh, kw],
+                bias,
                 pads,
                 &band,
                 [oh, ow],
                 &mut p,
                 &mut g,
-                &mut ours,
+                &mut out,
             );
-            let want = naive(&x, dims, &wt, [co, k[0], k[1]], Some(&bb), pads);
-            let num: f64 = ours
-                .iter()
-                .zip(&want)
-                .map(|(a, b)| ((a - b) as f64).powi(2))
-                .sum();
-            let den: f64 = want.iter().map(|a| (*a as f64).powi(2)).sum();
-            assert!((num / den).sqrt() < 1e-6, "{dims:?}");
+            out
         }
+        check_with(shifted, [2, 5, 7, 9], 4, [3, 3], [1, 1, 1, 1], true);
+        check_with(shifted, [1, 3, 6, 5], 2, [3, 3], [0, 0, 0, 0], false);
+        check_with(shifted, [3, 2, 8, 8], 3, [4, 4], [1, 2, 2, 1], true);
     }
 
     /// Winograd F(2x2, 3x3) path (>= 32x32 outputs): odd sizes (partial tiles), other paddings,
@@ -1502,7 +1518,7 @@ mod tests {
         // Wide enough rows that the 8 Mi scratch is split into bands (a 3x5 kernel: 3x3 ones
         // of this size take the Winograd path).
         check([1, 2, 2100, 2100], 1, [3, 5], [1, 2, 1, 2], true);
-        // Several images share one pass.
+        // Several images share one im2col pass.
         check([5, 3, 9, 9], 4, [3, 3], [1, 1, 1, 1], false);
     }
 
