@@ -166,43 +166,13 @@ pub fn to_tensor(img: &RgbaImage, device: &Device) -> Tensor<4> {
     crate::kernels::image_to_tensor(img, device)
 }
 
-/// [`to_tensor`] on the host (the reference of the `rgba_to_nchw` kernel).
-pub fn to_tensor_reference(img: &RgbaImage, device: &Device) -> Tensor<4> {
-    let (w, h) = (img.width() as usize, img.height() as usize);
-    let mut data = vec![0f32; 3 * h * w];
-    for (i, p) in img.pixels().enumerate() {
-        for c in 0..3 {
-            data[c * h * w + i] = p[c] as f32 / 127.5 - 1.0;
-        }
-    }
-    Tensor::from_data(TensorData::new(data, [1, 3, h, w]), device)
-}
-
 /// The first image of a `[N, 3, H, W]` tensor in [-1, 1] as RGBA8 (opaque):
 /// `round(clamp((x + 1) * 127.5, 0, 255))`.
 pub fn from_tensor(t: Tensor<4>) -> RgbaImage {
     crate::kernels::tensor_to_image(t, None)
 }
 
-/// [`from_tensor`] on the host (the reference of the `nchw_to_rgba` kernel).
-pub fn from_tensor_reference(t: Tensor<4>) -> RgbaImage {
-    let [_, c, h, w] = t.dims();
-    assert_eq!(c, 3, "from_tensor expects 3 channels");
-    let v = tensor_values(t);
-    RgbaImage::from_fn(w as u32, h as u32, |x, y| {
-        let i = y as usize * w + x as usize;
-        let px = |c: usize| ((v[c * h * w + i] + 1.0) * 127.5).round().clamp(0.0, 255.0) as u8;
-        image::Rgba([px(0), px(1), px(2), 255])
-    })
-}
-
-/// Host values of a tensor.
-pub fn tensor_values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .unwrap_or_default()
-}
+pub use crate::kernels::{from_tensor_reference, plasma, tensor_values, to_tensor_reference};
 
 /// A single-channel f32 map (e.g. an uncertainty map), row-major.
 #[derive(Debug, Clone)]
@@ -254,58 +224,6 @@ impl FloatMap {
         );
         crate::kernels::colorize(t, lo, hi)
     }
-}
-
-/// Matplotlib's "plasma" colormap (perceptually uniform), `t` in [0, 1]: a 6th-order
-/// polynomial fit of the original table (within 5/255 per channel of matplotlib's).
-pub fn plasma(t: f32) -> [u8; 3] {
-    let t = if t.is_nan() { 0.0 } else { t.clamp(0.0, 1.0) } as f64;
-    const C: [[f64; 3]; 7] = [
-        [
-            0.058_732_343_031_331_3,
-            0.023_336_709_169_386_6,
-            0.543_340_203_278_176_5,
-        ],
-        [
-            2.176_514_634_195_958,
-            0.238_383_417_444_195_2,
-            0.753_960_460_286_674_9,
-        ],
-        [
-            -2.689_460_476_458_034,
-            -7.455_851_135_738_909,
-            3.110_799_939_717_086,
-        ],
-        [
-            6.130_348_345_893_603,
-            42.346_188_216_541_64,
-            -28.518_855_866_746_76,
-        ],
-        [
-            -11.107_436_196_468_36,
-            -82.666_311_090_285_26,
-            60.139_848_556_802_09,
-        ],
-        [
-            10.023_066_560_634_49,
-            71.413_617_656_815_56,
-            -54.072_185_234_426_9,
-        ],
-        [
-            -3.658_713_842_777_788,
-            -22.931_534_973_285_88,
-            18.191_908_393_566_18,
-        ],
-    ];
-    let mut out = [0u8; 3];
-    for (ch, o) in out.iter_mut().enumerate() {
-        let mut v = 0.0;
-        for k in (0..7).rev() {
-            v = v * t + C[k][ch];
-        }
-        *o = (v.clamp(0.0, 1.0) * 255.0).round() as u8;
-    }
-    out
 }
 
 /// `a * (1 - alpha) + b * alpha`, per pixel; keeps `a`'s alpha.

@@ -5,11 +5,15 @@
 //! * [`cpu`]: faster CPU paths for the flex backend (convolutions as large GEMMs).
 //! * [`device`]: where models run (wgpu GPU or the flex CPU backend).
 //! * [`imaging`]: image files in and out (atomic PNG writes), image <-> tensor.
+//! * [`kernels`]: hand-written WGSL kernels for the GPU path, with their CPU references.
+//! * [`noise`]: seeded noise, the same on every device.
 //! * [`pipelines`]: request -> result flows shared by the CLI and the GUI.
 //! * [`schedulers`]: DDIM, PNDM, Euler (ancestral), DPM++ 2M (Karras), as diffusers.
-//! * [`models`]: the networks (AU-GAN, ...).
+//! * [`models`]: the networks (CLIP, UNet, VAEs, the asymmetric decoder, AU-GAN).
 //! * [`weights`]: safetensors files and diffusers folders into burn modules, with a report.
 //! * [`testing`]: helpers the parity tests share (reading reference fixtures, comparing).
+//!
+//! `ARCHITECTURE.md` at the repository root gives the layers and the dependency rules.
 
 pub mod batch;
 pub mod classical;
@@ -18,6 +22,7 @@ pub mod device;
 pub mod imaging;
 pub mod kernels;
 pub mod models;
+pub mod noise;
 pub mod pipelines;
 pub mod progress;
 pub mod schedulers;

@@ -281,9 +281,9 @@ fn unsupported_asymmetric_configs_are_refused() {
 #[test]
 fn seeded_posterior_samples_are_reproducible() {
     let dev = Device::flex();
-    let a = vae::gaussian_noise([1, 4, 16, 16], 42, &dev);
-    let b = vae::gaussian_noise([1, 4, 16, 16], 42, &dev);
-    let c = vae::gaussian_noise([1, 4, 16, 16], 43, &dev);
+    let a = clearpaint_core::noise::gaussian_noise([1, 4, 16, 16], 42, &dev);
+    let b = clearpaint_core::noise::gaussian_noise([1, 4, 16, 16], 42, &dev);
+    let c = clearpaint_core::noise::gaussian_noise([1, 4, 16, 16], 43, &dev);
     let (a, b, c) = (to_vec(a), to_vec(b), to_vec(c));
     assert_eq!(a, b);
     assert_ne!(a, c);

@@ -17,13 +17,18 @@ use std::path::{Path, PathBuf};
 use burn::tensor::{Device, Tensor, TensorData};
 use image::{GrayImage, RgbaImage};
 
+use super::denoise::{Conditioning, Denoise};
+use super::latents;
+use super::prompt::TextModels;
+use super::region;
+pub use super::region::{Region, prepare_mask};
 use crate::device::Selected;
 use crate::imaging;
 use crate::models::clip::{self, ClipTextModel};
 use crate::models::ldm;
 use crate::models::tokenizer::{ClipTokenizer, TokenizerError};
 use crate::models::unet::{self, UNet2DConditionModel, UNetConfig};
-use crate::models::vae::{self, AutoencoderKL, VaeConfig, downsample_mask, gaussian_noise};
+use crate::models::vae::{self, AutoencoderKL, VaeConfig, downsample_mask};
 use crate::progress::{CancelToken, Progress};
 use crate::schedulers::{Scheduler, SchedulerConfig, SchedulerKind};
 use crate::weights::{SafetensorsFile, WeightsError, read_config};
@@ -50,17 +55,6 @@ pub enum DecoderChoice {
     Asymmetric,
     /// The model folder's standard VAE decoder.
     Standard,
-}
-
-/// Which part of the image the model sees.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Region {
-    /// Crop when the mask covers a small part of a large image, else the whole image.
-    Auto,
-    /// The whole image.
-    Full,
-    /// The mask's bounding box plus padding (A1111 "only masked", IOPaint "crop").
-    Crop,
 }
 
 /// Everything a run needs besides the models.
@@ -143,41 +137,7 @@ impl InpaintModels {
         selected: &Selected,
     ) -> Result<Self, InpaintError> {
         let device = &selected.device;
-        let single_file = model_dir.is_file();
-        if !single_file && !model_dir.is_dir() {
-            return Err(InpaintError::Model {
-                path: model_dir.to_path_buf(),
-                problem: format!(
-                    "no such file or folder; expected a diffusers pipeline folder with \
-                     {REQUIRED}, or a single-file SD 1.x checkpoint (.safetensors)"
-                ),
-            });
-        }
-        let checkpoint = if single_file {
-            let file = SafetensorsFile::open(model_dir)?;
-            if !ldm::is_ldm_checkpoint(&file) {
-                return Err(InpaintError::Model {
-                    path: model_dir.to_path_buf(),
-                    problem: "not a single-file Stable Diffusion checkpoint (no \
-                              model.diffusion_model.* tensors); give a diffusers pipeline folder \
-                              or an SD 1.x .safetensors checkpoint"
-                        .into(),
-                });
-            }
-            Some(file)
-        } else {
-            for sub in ["unet", "text_encoder"] {
-                if !model_dir.join(sub).is_dir() {
-                    return Err(InpaintError::Model {
-                        path: model_dir.to_path_buf(),
-                        problem: format!(
-                            "no {sub}/ folder; a diffusers pipeline folder has {REQUIRED}"
-                        ),
-                    });
-                }
-            }
-            None
-        };
+        let checkpoint = open_model_path(model_dir)?;
         let (u, c, tokenizer, scheduler_config) = match &checkpoint {
             Some(file) => (
                 ldm::load_unet(file, device)?,
@@ -204,28 +164,7 @@ impl InpaintModels {
                 (u, c, tokenizer, scheduler_config)
             }
         };
-        let asym_vae = match (decoder, asym_vae_dir) {
-            (DecoderChoice::Asymmetric, Some(dir)) => {
-                let v = vae::load_folder(dir, device)?;
-                if !v.config.asymmetric {
-                    return Err(InpaintError::Model {
-                        path: dir.to_path_buf(),
-                        problem: "not an asymmetric VAE (AsymmetricAutoencoderKL); use it with \
-                                  --decoder standard or give the asymmetric VAE folder"
-                            .into(),
-                    });
-                }
-                Some((v.model, v.config))
-            }
-            (DecoderChoice::Asymmetric, None) => {
-                return Err(InpaintError::Request(
-                    "--decoder asymmetric needs --vae DIR (an AsymmetricAutoencoderKL folder such \
-                     as cross-attention/asymmetric-autoencoder-kl-x-1-5); or use --decoder standard"
-                        .into(),
-                ));
-            }
-            _ => None,
-        };
+        let asym_vae = load_asymmetric(decoder, asym_vae_dir, device)?;
         let vae = if asym_vae.is_none() {
             let v = match &checkpoint {
                 Some(file) => ldm::load_vae(file, device)?,
@@ -235,26 +174,7 @@ impl InpaintModels {
         } else {
             None
         };
-        if tokenizer.vocab_len() > c.config.vocab_size {
-            return Err(InpaintError::Model {
-                path: model_dir.to_path_buf(),
-                problem: format!(
-                    "the tokenizer has {} tokens but the text encoder embeds only {}; the \
-                     tokenizer does not belong to this text encoder",
-                    tokenizer.vocab_len(),
-                    c.config.vocab_size
-                ),
-            });
-        }
-        if u.config.cross_attention_dim != c.config.hidden_size {
-            return Err(InpaintError::Model {
-                path: model_dir.to_path_buf(),
-                problem: format!(
-                    "the UNet attends to {}-wide text but the text encoder gives {}",
-                    u.config.cross_attention_dim, c.config.hidden_size
-                ),
-            });
-        }
+        check_pair(model_dir, &tokenizer, &c.config, &u.config)?;
         Ok(InpaintModels {
             unet: u.model,
             unet_config: u.config,
@@ -280,6 +200,103 @@ impl InpaintModels {
     }
 }
 
+/// `model_dir` as a single-file checkpoint (`Some`) or a diffusers folder (`None`), or why it
+/// is neither.
+fn open_model_path(model_dir: &Path) -> Result<Option<SafetensorsFile>, InpaintError> {
+    let single_file = model_dir.is_file();
+    if !single_file && !model_dir.is_dir() {
+        return Err(InpaintError::Model {
+            path: model_dir.to_path_buf(),
+            problem: format!(
+                "no such file or folder; expected a diffusers pipeline folder with \
+                 {REQUIRED}, or a single-file SD 1.x checkpoint (.safetensors)"
+            ),
+        });
+    }
+    if single_file {
+        let file = SafetensorsFile::open(model_dir)?;
+        if !ldm::is_ldm_checkpoint(&file) {
+            return Err(InpaintError::Model {
+                path: model_dir.to_path_buf(),
+                problem: "not a single-file Stable Diffusion checkpoint (no \
+                          model.diffusion_model.* tensors); give a diffusers pipeline folder \
+                          or an SD 1.x .safetensors checkpoint"
+                    .into(),
+            });
+        }
+        return Ok(Some(file));
+    }
+    for sub in ["unet", "text_encoder"] {
+        if !model_dir.join(sub).is_dir() {
+            return Err(InpaintError::Model {
+                path: model_dir.to_path_buf(),
+                problem: format!("no {sub}/ folder; a diffusers pipeline folder has {REQUIRED}"),
+            });
+        }
+    }
+    Ok(None)
+}
+
+/// The asymmetric VAE for the asymmetric decoder (which needs one), `None` for the standard.
+fn load_asymmetric(
+    decoder: DecoderChoice,
+    asym_vae_dir: Option<&Path>,
+    device: &Device,
+) -> Result<Option<(AutoencoderKL, VaeConfig)>, InpaintError> {
+    Ok(match (decoder, asym_vae_dir) {
+        (DecoderChoice::Asymmetric, Some(dir)) => {
+            let v = vae::load_folder(dir, device)?;
+            if !v.config.asymmetric {
+                return Err(InpaintError::Model {
+                    path: dir.to_path_buf(),
+                    problem: "not an asymmetric VAE (AsymmetricAutoencoderKL); use it with \
+                              --decoder standard or give the asymmetric VAE folder"
+                        .into(),
+                });
+            }
+            Some((v.model, v.config))
+        }
+        (DecoderChoice::Asymmetric, None) => {
+            return Err(InpaintError::Request(
+                "--decoder asymmetric needs --vae DIR (an AsymmetricAutoencoderKL folder such \
+                 as cross-attention/asymmetric-autoencoder-kl-x-1-5); or use --decoder standard"
+                    .into(),
+            ));
+        }
+        _ => None,
+    })
+}
+
+/// The tokenizer, text encoder and UNet of `model_dir` belong together.
+fn check_pair(
+    model_dir: &Path,
+    tokenizer: &ClipTokenizer,
+    text: &clip::ClipTextConfig,
+    unet: &UNetConfig,
+) -> Result<(), InpaintError> {
+    if tokenizer.vocab_len() > text.vocab_size {
+        return Err(InpaintError::Model {
+            path: model_dir.to_path_buf(),
+            problem: format!(
+                "the tokenizer has {} tokens but the text encoder embeds only {}; the \
+                 tokenizer does not belong to this text encoder",
+                tokenizer.vocab_len(),
+                text.vocab_size
+            ),
+        });
+    }
+    if unet.cross_attention_dim != text.hidden_size {
+        return Err(InpaintError::Model {
+            path: model_dir.to_path_buf(),
+            problem: format!(
+                "the UNet attends to {}-wide text but the text encoder gives {}",
+                unet.cross_attention_dim, text.hidden_size
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// What a run produced.
 #[derive(Debug, Clone)]
 pub struct InpaintOutput {
@@ -291,156 +308,6 @@ pub struct InpaintOutput {
     pub region: (u32, u32, u32, u32),
 }
 
-/// Binary mask (true = repaint) at the image's size: a mask of another size is resized
-/// (nearest) with a note; values >= 128 repaint.
-pub fn prepare_mask(
-    mask: &GrayImage,
-    width: u32,
-    height: u32,
-    notes: &mut Vec<String>,
-) -> GrayImage {
-    let m = if mask.dimensions() != (width, height) {
-        notes.push(format!(
-            "mask is {}x{}, image is {width}x{height}: the mask was resized to the image",
-            mask.width(),
-            mask.height()
-        ));
-        image::imageops::resize(mask, width, height, image::imageops::FilterType::Nearest)
-    } else {
-        mask.clone()
-    };
-    GrayImage::from_fn(width, height, |x, y| {
-        image::Luma([if m.get_pixel(x, y)[0] >= 128 { 255 } else { 0 }])
-    })
-}
-
-/// The request's mask at the image's size: resized (with a note) or, when resizing is off,
-/// refused if its size differs.
-fn request_mask(
-    mask: &GrayImage,
-    iw: u32,
-    ih: u32,
-    req: &InpaintRequest,
-    notes: &mut Vec<String>,
-) -> Result<GrayImage, InpaintError> {
-    if !req.resize_mask && mask.dimensions() != (iw, ih) {
-        return Err(InpaintError::Request(format!(
-            "the mask is {}x{} but the image is {iw}x{ih} (mask resizing is off)",
-            mask.width(),
-            mask.height()
-        )));
-    }
-    Ok(prepare_mask(mask, iw, ih, notes))
-}
-
-/// Bounding box `(x0, y0, x1, y1)` (exclusive) of the repaint pixels.
-fn bbox(mask: &GrayImage) -> Option<(u32, u32, u32, u32)> {
-    let (mut x0, mut y0, mut x1, mut y1) = (u32::MAX, u32::MAX, 0, 0);
-    for (x, y, p) in mask.enumerate_pixels() {
-        if p[0] > 0 {
-            x0 = x0.min(x);
-            y0 = y0.min(y);
-            x1 = x1.max(x + 1);
-            y1 = y1.max(y + 1);
-        }
-    }
-    (x0 != u32::MAX).then_some((x0, y0, x1, y1))
-}
-
-/// The working region for `region` mode.
-fn choose_region(
-    mode: Region,
-    mask: &GrayImage,
-    padding: u32,
-) -> Result<(u32, u32, u32, u32), InpaintError> {
-    let (w, h) = mask.dimensions();
-    let Some((x0, y0, x1, y1)) = bbox(mask) else {
-        return Err(InpaintError::Request(
-            "the mask is empty: nothing to repaint (white = repaint, black = keep)".into(),
-        ));
-    };
-    let cx0 = x0.saturating_sub(padding);
-    let cy0 = y0.saturating_sub(padding);
-    let cx1 = (x1 + padding).min(w);
-    let cy1 = (y1 + padding).min(h);
-    let crop = (cx0, cy0, cx1 - cx0, cy1 - cy0);
-    let full = (0, 0, w, h);
-    Ok(match mode {
-        Region::Full => full,
-        Region::Crop => crop,
-        Region::Auto => {
-            let crop_area = crop.2 as u64 * crop.3 as u64;
-            if (w as u64 * h as u64) > 4 * crop_area && w.max(h) > 768 {
-                crop
-            } else {
-                full
-            }
-        }
-    })
-}
-
-/// Gaussian feather of a binary mask (separable, radius `r` pixels), values in [0, 1].
-fn feather(mask: &GrayImage, r: u32) -> Vec<f32> {
-    let (w, h) = (mask.width() as usize, mask.height() as usize);
-    let mut v: Vec<f32> = mask.pixels().map(|p| p[0] as f32 / 255.0).collect();
-    if r == 0 {
-        return v;
-    }
-    let sigma = r as f32 / 2.0;
-    let k: Vec<f32> = (-(r as i32)..=r as i32)
-        .map(|i| (-(i * i) as f32 / (2.0 * sigma * sigma)).exp())
-        .collect();
-    let sum: f32 = k.iter().sum();
-    let k: Vec<f32> = k.iter().map(|x| x / sum).collect();
-    let r = r as i32;
-    let mut tmp = vec![0f32; w * h];
-    for y in 0..h {
-        for x in 0..w {
-            let mut acc = 0.0;
-            for (i, kv) in k.iter().enumerate() {
-                let xx = (x as i32 + i as i32 - r).clamp(0, w as i32 - 1) as usize;
-                acc += kv * v[y * w + xx];
-            }
-            tmp[y * w + x] = acc;
-        }
-    }
-    for y in 0..h {
-        for x in 0..w {
-            let mut acc = 0.0;
-            for (i, kv) in k.iter().enumerate() {
-                let yy = (y as i32 + i as i32 - r).clamp(0, h as i32 - 1) as usize;
-                acc += kv * tmp[yy * w + x];
-            }
-            v[y * w + x] = acc;
-        }
-    }
-    // Never lighten a repaint pixel: the feather only grows outward.
-    for (o, p) in v.iter_mut().zip(mask.pixels()) {
-        if p[0] > 0 {
-            *o = 1.0;
-        }
-    }
-    v
-}
-
-fn prompt_embeddings(
-    models: &InpaintModels,
-    prompt: &str,
-    notes: &mut Vec<String>,
-    what: &str,
-) -> Tensor<3> {
-    let enc = models.tokenizer.encode(prompt);
-    if enc.dropped > 0 {
-        notes.push(format!(
-            "{what} is longer than 77 tokens: the last {} token(s) were dropped",
-            enc.dropped
-        ));
-    }
-    models
-        .text_encoder
-        .forward(clip::ids_tensor(&[enc.ids], &models.device))
-}
-
 /// Runs inpainting on `image` (upright RGBA) with `mask` (any size; white = repaint).
 pub fn run(
     models: &InpaintModels,
@@ -450,80 +317,41 @@ pub fn run(
     progress: &dyn Progress,
     cancel: &CancelToken,
 ) -> Result<InpaintOutput, InpaintError> {
-    if req.steps == 0 || req.steps > models.scheduler_config.num_train_timesteps {
-        return Err(InpaintError::Request(format!(
-            "--steps must be between 1 and {}",
-            models.scheduler_config.num_train_timesteps
-        )));
-    }
-    if !(0.0..=1.0).contains(&req.strength) {
-        return Err(InpaintError::Request(format!(
-            "--strength {} is outside 0..1",
-            req.strength
-        )));
-    }
+    check_request(req, models.scheduler_config.num_train_timesteps)?;
     let device = &models.device;
     let (iw, ih) = image.dimensions();
     let mut notes = Vec::new();
-    let mask = request_mask(mask, iw, ih, req, &mut notes)?;
-    let (rx, ry, rw, rh) = choose_region(req.region, &mask, req.crop_padding)?;
+    let mask = region::request_mask(mask, iw, ih, req.resize_mask, &mut notes)
+        .map_err(InpaintError::Request)?;
+    let rect = region::choose_region(req.region, &mask, req.crop_padding)
+        .map_err(InpaintError::Request)?;
+    let (rx, ry, rw, rh) = rect;
     if (rw, rh) != (iw, ih) {
         notes.push(format!(
             "working on the mask's region {rw}x{rh} at ({rx}, {ry})"
         ));
     }
-    // Working image and mask, padded (edge-replicated image, keep-mask) to a multiple of 8.
-    let (pw, ph) = (rw.next_multiple_of(8), rh.next_multiple_of(8));
-    let work = RgbaImage::from_fn(pw, ph, |x, y| {
-        *image.get_pixel(rx + x.min(rw - 1), ry + y.min(rh - 1))
-    });
-    let work_mask = GrayImage::from_fn(pw, ph, |x, y| {
-        if x < rw && y < rh {
-            *mask.get_pixel(rx + x, ry + y)
-        } else {
-            image::Luma([0])
-        }
-    });
-    let (lh, lw) = (ph as usize / 8, pw as usize / 8);
-    let img_t = imaging::to_tensor(&work, device);
-    let mask_vals: Vec<f32> = work_mask
-        .pixels()
-        .map(|p| if p[0] > 0 { 1.0 } else { 0.0 })
-        .collect();
-    let mask_t: Tensor<4> = Tensor::from_data(
-        TensorData::new(mask_vals, [1, 1, ph as usize, pw as usize]),
+    let (img_t, mask_t) = work_tensors(image, &mask, rect, device);
+    let [_, _, ph, pw] = img_t.dims();
+    let (lh, lw) = (ph / 8, pw / 8);
+
+    let text = TextModels {
+        tokenizer: &models.tokenizer,
+        encoder: &models.text_encoder,
         device,
+    };
+    let context = text.context(
+        &req.prompt,
+        &req.negative_prompt,
+        req.guidance > 1.0,
+        &mut notes,
     );
 
-    // Prompt embeddings: [uncond, cond] with guidance, [cond] without.
-    let cfg = req.guidance > 1.0;
-    let cond = prompt_embeddings(models, &req.prompt, &mut notes, "the prompt");
-    let context = if cfg {
-        let uncond = prompt_embeddings(
-            models,
-            &req.negative_prompt,
-            &mut notes,
-            "the negative prompt",
-        );
-        Tensor::cat(vec![uncond, cond], 0)
-    } else {
-        cond
-    };
-
-    // Scheduler and strength.
     let mut sched = Scheduler::new(req.scheduler, models.scheduler_config.clone());
     sched.eta = req.eta;
     sched.set_timesteps(req.steps);
-    let n = sched.timesteps.len();
-    let init = ((req.steps as f64 * req.strength) as usize).min(req.steps);
-    let t_start = (req.steps - init) * sched.order();
-    if t_start >= n {
-        return Err(InpaintError::Request(format!(
-            "--strength {} with {} steps leaves no step to run",
-            req.strength, req.steps
-        )));
-    }
-    sched.set_begin_index(t_start);
+    let t_start = latents::begin_for_strength(&mut sched, req.steps, req.strength)
+        .map_err(InpaintError::Request)?;
 
     let (vae_model, vae_config) = models.vae();
     let sf = vae_config.scaling_factor;
@@ -539,82 +367,101 @@ pub fn run(
     let mask_latent = downsample_mask(mask_t.clone(), vae_config.scale_factor());
     progress.update("encode", 1, 1);
 
-    let noise = match &req.latents {
-        Some(v) => {
-            if v.len() != 4 * lh * lw {
-                return Err(InpaintError::Request(format!(
-                    "--latents holds {} values; this image needs [1, 4, {lh}, {lw}] = {}",
-                    v.len(),
-                    4 * lh * lw
-                )));
-            }
-            Tensor::from_data(TensorData::new(v.clone(), [1, 4, lh, lw]), device)
-        }
-        None => gaussian_noise([1, 4, lh, lw], req.seed, device),
+    let noise = latents::initial_noise(req.latents.as_deref(), req.seed, [1, 4, lh, lw], device)
+        .map_err(InpaintError::Request)?;
+    let start = latents::starting_latents(
+        &sched,
+        &noise,
+        image_latents.as_ref().filter(|_| !strength_max),
+        t_start,
+    );
+    let conditioning = match (masked_latents, image_latents) {
+        (Some(masked_latents), _) => Conditioning::Inpaint {
+            mask: mask_latent,
+            masked_latents,
+        },
+        (None, Some(original)) => Conditioning::Blend {
+            original,
+            noise,
+            mask: mask_latent,
+        },
+        // Not reached: a 4-channel UNet always encodes the image.
+        (None, None) => Conditioning::None,
     };
-    let mut latents = if strength_max {
-        noise.clone() * sched.init_noise_sigma()
-    } else {
-        sched.add_noise(
-            image_latents.clone().expect("encoded for strength < 1"),
-            noise.clone(),
-            t_start,
-        )
+    let denoise = Denoise {
+        unet: &models.unet,
+        context: &context,
+        guidance: req.guidance,
+        conditioning,
+        step_noise: req.scheduler.is_stochastic() || req.eta > 0.0,
+        seed: req.seed,
     };
-
-    let total = n - t_start;
-    let batch = if cfg { 2 } else { 1 };
-    for (k, i) in (t_start..n).enumerate() {
-        if cancel.is_cancelled() {
-            return Err(InpaintError::Cancelled);
-        }
-        let t = sched.timesteps[i];
-        let x = if cfg {
-            Tensor::cat(vec![latents.clone(), latents.clone()], 0)
-        } else {
-            latents.clone()
-        };
-        let mut x = sched.scale_model_input(x);
-        if nine {
-            let m = mask_latent.clone().repeat_dim(0, batch);
-            let ml = masked_latents
-                .clone()
-                .expect("9-channel")
-                .repeat_dim(0, batch);
-            x = Tensor::cat(vec![x, m, ml], 1);
-        }
-        let eps = models.unet.forward(x, &vec![t as f32; batch], &context);
-        let eps = if cfg {
-            let mut parts = eps.chunk(2, 0);
-            let c = parts.pop().expect("two halves");
-            let u = parts.pop().expect("two halves");
-            u.clone() + (c - u) * req.guidance
-        } else {
-            eps
-        };
-        let step_noise = (req.scheduler.is_stochastic() || req.eta > 0.0)
-            .then(|| gaussian_noise([1, 4, lh, lw], req.seed.wrapping_add(1 + i as u64), device));
-        latents = sched.step(eps, latents, step_noise);
-        if !nine {
-            let orig = image_latents.clone().expect("encoded for 4-channel UNets");
-            let proper = if i + 1 < n {
-                sched.add_noise(orig, noise.clone(), i + 1)
-            } else {
-                orig
-            };
-            latents = proper * (mask_latent.clone().neg() + 1.0) + latents * mask_latent.clone();
-        }
-        progress.update("denoise", k + 1, total);
-    }
-    if cancel.is_cancelled() {
-        return Err(InpaintError::Cancelled);
-    }
+    let latents = denoise
+        .run(&mut sched, start, t_start, progress, cancel)
+        .ok_or(InpaintError::Cancelled)?;
 
     progress.update("decode", 0, 1);
-    let z = latents / sf;
-    let condition = vae_config
-        .asymmetric
-        .then(|| (img_t.clone(), mask_t.clone()));
+    let generated = decode(models, latents / sf, img_t, mask_t, &mut notes);
+    progress.update("decode", 1, 1);
+
+    let paste = req.paste_back.then_some(req.mask_blur);
+    let image_out = region::place_back(image, &mask, rect, &generated, paste);
+    Ok(InpaintOutput {
+        image: image_out,
+        notes,
+        region: rect,
+    })
+}
+
+/// The request's numbers within what the scheduler can run.
+fn check_request(req: &InpaintRequest, train_steps: usize) -> Result<(), InpaintError> {
+    if req.steps == 0 || req.steps > train_steps {
+        return Err(InpaintError::Request(format!(
+            "--steps must be between 1 and {train_steps}"
+        )));
+    }
+    if !(0.0..=1.0).contains(&req.strength) {
+        return Err(InpaintError::Request(format!(
+            "--strength {} is outside 0..1",
+            req.strength
+        )));
+    }
+    Ok(())
+}
+
+/// The working region as tensors: the image `[1, 3, H, W]` in [-1, 1] and the binary mask
+/// `[1, 1, H, W]` (1 = repaint), padded to a multiple of 8.
+fn work_tensors(
+    image: &RgbaImage,
+    mask: &GrayImage,
+    rect: (u32, u32, u32, u32),
+    device: &Device,
+) -> (Tensor<4>, Tensor<4>) {
+    let (work, work_mask) = region::padded_region(image, mask, rect);
+    let (pw, ph) = work.dimensions();
+    let img_t = imaging::to_tensor(&work, device);
+    let mask_vals: Vec<f32> = work_mask
+        .pixels()
+        .map(|p| if p[0] > 0 { 1.0 } else { 0.0 })
+        .collect();
+    let mask_t: Tensor<4> = Tensor::from_data(
+        TensorData::new(mask_vals, [1, 1, ph as usize, pw as usize]),
+        device,
+    );
+    (img_t, mask_t)
+}
+
+/// Decodes unscaled latents `z` with the loaded VAE (the asymmetric one conditioned on the
+/// working image and mask), tiled only when a whole decode would not fit the device.
+fn decode(
+    models: &InpaintModels,
+    z: Tensor<4>,
+    img_t: Tensor<4>,
+    mask_t: Tensor<4>,
+    notes: &mut Vec<String>,
+) -> RgbaImage {
+    let (vae_model, vae_config) = models.vae();
+    let condition = vae_config.asymmetric.then_some((img_t, mask_t));
     let (decoded, tiling) =
         vae_model.decode_within(vae_config, z, condition, models.max_tensor_bytes);
     if let Some(t) = tiling {
@@ -623,54 +470,7 @@ pub fn run(
             t.tile, t.tile, t.overlap
         ));
     }
-    progress.update("decode", 1, 1);
-    let generated = imaging::from_tensor(decoded);
-
-    let image_out = place_back(image, &mask, (rx, ry, rw, rh), &generated, req);
-    Ok(InpaintOutput {
-        image: image_out,
-        notes,
-        region: (rx, ry, rw, rh),
-    })
-}
-
-/// Puts `generated` (the region's result, at least `rw x rh`) into a copy of `image`, keeping
-/// alpha; with paste-back, blends through the feathered mask so unmasked pixels stay exact.
-fn place_back(
-    image: &RgbaImage,
-    mask: &GrayImage,
-    (rx, ry, rw, rh): (u32, u32, u32, u32),
-    generated: &RgbaImage,
-    req: &InpaintRequest,
-) -> RgbaImage {
-    let iw = image.width();
-    let soft = req.paste_back.then(|| feather(mask, req.mask_blur));
-    let mut out = image.clone();
-    for y in 0..rh {
-        for x in 0..rw {
-            let (gx, gy) = (rx + x, ry + y);
-            let g = generated.get_pixel(x, y);
-            let src = *image.get_pixel(gx, gy);
-            let px = match &soft {
-                None => image::Rgba([g[0], g[1], g[2], src[3]]),
-                Some(m) => {
-                    let a = m[(gy * iw + gx) as usize];
-                    if a <= 0.0 {
-                        src
-                    } else {
-                        let mix = |c: usize| {
-                            (src[c] as f32 * (1.0 - a) + g[c] as f32 * a)
-                                .round()
-                                .clamp(0.0, 255.0) as u8
-                        };
-                        image::Rgba([mix(0), mix(1), mix(2), src[3]])
-                    }
-                }
-            };
-            out.put_pixel(gx, gy, px);
-        }
-    }
-    out
+    imaging::from_tensor(decoded)
 }
 
 /// Inpainting without weights (the classical engine): the same request handling (mask size,
@@ -683,12 +483,10 @@ pub fn run_classical(
 ) -> Result<InpaintOutput, InpaintError> {
     let (iw, ih) = image.dimensions();
     let mut notes = Vec::new();
-    let mask = request_mask(mask, iw, ih, req, &mut notes)?;
-    let (bx0, by0, bx1, by1) = bbox(&mask).ok_or_else(|| {
-        InpaintError::Request(
-            "the mask is empty: nothing to repaint (white = repaint, black = keep)".into(),
-        )
-    })?;
+    let mask = region::request_mask(mask, iw, ih, req.resize_mask, &mut notes)
+        .map_err(InpaintError::Request)?;
+    let (bx0, by0, bx1, by1) =
+        region::bbox(&mask).ok_or_else(|| InpaintError::Request(region::EMPTY_MASK.into()))?;
     let context = req.crop_padding.max((bx1 - bx0).max(by1 - by0)).max(64);
     let mode = match req.region {
         Region::Auto if (iw as u64) * (ih as u64) > 2048 * 2048 => Region::Crop,
@@ -700,7 +498,8 @@ pub fn run_classical(
     } else {
         req.crop_padding
     };
-    let (rx, ry, rw, rh) = choose_region(mode, &mask, padding)?;
+    let (rx, ry, rw, rh) =
+        region::choose_region(mode, &mask, padding).map_err(InpaintError::Request)?;
     if (rw, rh) != (iw, ih) {
         notes.push(format!(
             "working on the mask's region {rw}x{rh} at ({rx}, {ry})"
@@ -709,7 +508,8 @@ pub fn run_classical(
     let crop = image::imageops::crop_imm(image, rx, ry, rw, rh).to_image();
     let crop_mask = image::imageops::crop_imm(&mask, rx, ry, rw, rh).to_image();
     let generated = crate::classical::fill(&crop, &crop_mask, crate::classical::Method::Auto);
-    let out = place_back(image, &mask, (rx, ry, rw, rh), &generated, req);
+    let paste = req.paste_back.then_some(req.mask_blur);
+    let out = region::place_back(image, &mask, (rx, ry, rw, rh), &generated, paste);
     Ok(InpaintOutput {
         image: out,
         notes,

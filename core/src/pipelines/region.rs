@@ -1,0 +1,211 @@
+//! Masks and working regions, shared by the pipelines: the mask at the image's size, the
+//! region the model sees (whole image or the mask's bounding box plus padding), the region
+//! padded to the latent grid, and the result placed back with a feathered paste.
+
+use image::{GrayImage, RgbaImage};
+
+/// The error of an empty mask.
+pub const EMPTY_MASK: &str =
+    "the mask is empty: nothing to repaint (white = repaint, black = keep)";
+
+/// Which part of the image the model sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Region {
+    /// Crop when the mask covers a small part of a large image, else the whole image.
+    Auto,
+    /// The whole image.
+    Full,
+    /// The mask's bounding box plus padding (A1111 "only masked", IOPaint "crop").
+    Crop,
+}
+
+/// Binary mask (true = repaint) at the image's size: a mask of another size is resized
+/// (nearest) with a note; values >= 128 repaint.
+pub fn prepare_mask(
+    mask: &GrayImage,
+    width: u32,
+    height: u32,
+    notes: &mut Vec<String>,
+) -> GrayImage {
+    let m = if mask.dimensions() != (width, height) {
+        notes.push(format!(
+            "mask is {}x{}, image is {width}x{height}: the mask was resized to the image",
+            mask.width(),
+            mask.height()
+        ));
+        image::imageops::resize(mask, width, height, image::imageops::FilterType::Nearest)
+    } else {
+        mask.clone()
+    };
+    GrayImage::from_fn(width, height, |x, y| {
+        image::Luma([if m.get_pixel(x, y)[0] >= 128 { 255 } else { 0 }])
+    })
+}
+
+/// The request's mask at the image's size: resized (with a note) or, when resizing is off,
+/// refused if its size differs.
+pub fn request_mask(
+    mask: &GrayImage,
+    iw: u32,
+    ih: u32,
+    resize: bool,
+    notes: &mut Vec<String>,
+) -> Result<GrayImage, String> {
+    if !resize && mask.dimensions() != (iw, ih) {
+        return Err(format!(
+            "the mask is {}x{} but the image is {iw}x{ih} (mask resizing is off)",
+            mask.width(),
+            mask.height()
+        ));
+    }
+    Ok(prepare_mask(mask, iw, ih, notes))
+}
+
+/// Bounding box `(x0, y0, x1, y1)` (exclusive) of the repaint pixels.
+pub fn bbox(mask: &GrayImage) -> Option<(u32, u32, u32, u32)> {
+    let (mut x0, mut y0, mut x1, mut y1) = (u32::MAX, u32::MAX, 0, 0);
+    for (x, y, p) in mask.enumerate_pixels() {
+        if p[0] > 0 {
+            x0 = x0.min(x);
+            y0 = y0.min(y);
+            x1 = x1.max(x + 1);
+            y1 = y1.max(y + 1);
+        }
+    }
+    (x0 != u32::MAX).then_some((x0, y0, x1, y1))
+}
+
+/// The working region for `region` mode.
+pub fn choose_region(
+    mode: Region,
+    mask: &GrayImage,
+    padding: u32,
+) -> Result<(u32, u32, u32, u32), String> {
+    let (w, h) = mask.dimensions();
+    let Some((x0, y0, x1, y1)) = bbox(mask) else {
+        return Err(EMPTY_MASK.into());
+    };
+    let cx0 = x0.saturating_sub(padding);
+    let cy0 = y0.saturating_sub(padding);
+    let cx1 = (x1 + padding).min(w);
+    let cy1 = (y1 + padding).min(h);
+    let crop = (cx0, cy0, cx1 - cx0, cy1 - cy0);
+    let full = (0, 0, w, h);
+    Ok(match mode {
+        Region::Full => full,
+        Region::Crop => crop,
+        Region::Auto => {
+            let crop_area = crop.2 as u64 * crop.3 as u64;
+            if (w as u64 * h as u64) > 4 * crop_area && w.max(h) > 768 {
+                crop
+            } else {
+                full
+            }
+        }
+    })
+}
+
+/// Gaussian feather of a binary mask (separable, radius `r` pixels), values in [0, 1].
+pub fn feather(mask: &GrayImage, r: u32) -> Vec<f32> {
+    let (w, h) = (mask.width() as usize, mask.height() as usize);
+    let mut v: Vec<f32> = mask.pixels().map(|p| p[0] as f32 / 255.0).collect();
+    if r == 0 {
+        return v;
+    }
+    let sigma = r as f32 / 2.0;
+    let k: Vec<f32> = (-(r as i32)..=r as i32)
+        .map(|i| (-(i * i) as f32 / (2.0 * sigma * sigma)).exp())
+        .collect();
+    let sum: f32 = k.iter().sum();
+    let k: Vec<f32> = k.iter().map(|x| x / sum).collect();
+    let r = r as i32;
+    let mut tmp = vec![0f32; w * h];
+    for y in 0..h {
+        for x in 0..w {
+            let mut acc = 0.0;
+            for (i, kv) in k.iter().enumerate() {
+                let xx = (x as i32 + i as i32 - r).clamp(0, w as i32 - 1) as usize;
+                acc += kv * v[y * w + xx];
+            }
+            tmp[y * w + x] = acc;
+        }
+    }
+    for y in 0..h {
+        for x in 0..w {
+            let mut acc = 0.0;
+            for (i, kv) in k.iter().enumerate() {
+                let yy = (y as i32 + i as i32 - r).clamp(0, h as i32 - 1) as usize;
+                acc += kv * tmp[yy * w + x];
+            }
+            v[y * w + x] = acc;
+        }
+    }
+    // Never lighten a repaint pixel: the feather only grows outward.
+    for (o, p) in v.iter_mut().zip(mask.pixels()) {
+        if p[0] > 0 {
+            *o = 1.0;
+        }
+    }
+    v
+}
+
+/// Puts `generated` (the region's result, at least `rw x rh`) into a copy of `image`, keeping
+/// alpha; with `paste_back = Some(blur)`, blends through the mask feathered over `blur` pixels
+/// so unmasked pixels stay exact.
+pub fn place_back(
+    image: &RgbaImage,
+    mask: &GrayImage,
+    (rx, ry, rw, rh): (u32, u32, u32, u32),
+    generated: &RgbaImage,
+    paste_back: Option<u32>,
+) -> RgbaImage {
+    let iw = image.width();
+    let soft = paste_back.map(|blur| feather(mask, blur));
+    let mut out = image.clone();
+    for y in 0..rh {
+        for x in 0..rw {
+            let (gx, gy) = (rx + x, ry + y);
+            let g = generated.get_pixel(x, y);
+            let src = *image.get_pixel(gx, gy);
+            let px = match &soft {
+                None => image::Rgba([g[0], g[1], g[2], src[3]]),
+                Some(m) => {
+                    let a = m[(gy * iw + gx) as usize];
+                    if a <= 0.0 {
+                        src
+                    } else {
+                        let mix = |c: usize| {
+                            (src[c] as f32 * (1.0 - a) + g[c] as f32 * a)
+                                .round()
+                                .clamp(0.0, 255.0) as u8
+                        };
+                        image::Rgba([mix(0), mix(1), mix(2), src[3]])
+                    }
+                }
+            };
+            out.put_pixel(gx, gy, px);
+        }
+    }
+    out
+}
+
+/// The working region `(rx, ry, rw, rh)` of `image` and `mask`, padded to a multiple of 8 (the
+/// image edge-replicated, the padding kept, i.e. not repainted).
+pub fn padded_region(
+    image: &RgbaImage,
+    mask: &GrayImage,
+    (rx, ry, rw, rh): (u32, u32, u32, u32),
+) -> (RgbaImage, GrayImage) {
+    let (pw, ph) = (rw.next_multiple_of(8), rh.next_multiple_of(8));
+    let work = RgbaImage::from_fn(pw, ph, |x, y| {
+        *image.get_pixel(rx + x.min(rw - 1), ry + y.min(rh - 1))
+    });
+    let work_mask = GrayImage::from_fn(pw, ph, |x, y| {
+        if x < rw && y < rh {
+            *mask.get_pixel(rx + x, ry + y)
+        } else {
+            image::Luma([0])
+        }
+    });
+    (work, work_mask)
+}
