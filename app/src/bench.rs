@@ -136,64 +136,71 @@ fn model_workload(
                 sync4(out.image);
             })
         }
-        "inpaint-20" => {
-            use clearpaint_core::pipelines::inpaint::{
-                self, DecoderChoice, InpaintModels, InpaintRequest,
-            };
-            let config: unet::UNetConfig = serde_json::from_str(include_str!(
-                "../../tools/reference/fixtures/unet_sd15_inpaint_config.json"
-            ))?;
-            let clip_config = clip::ClipTextConfig::sd1();
-            let models = InpaintModels {
-                unet: unet::UNet2DConditionModel::new(&config, dev),
-                unet_config: config,
-                text_encoder: clip::ClipTextModel::new(&clip_config, dev),
-                tokenizer: clearpaint_core::models::tokenizer::ClipTokenizer::bundled(),
-                scheduler_config: clearpaint_core::schedulers::SchedulerConfig::sd15(),
-                vae: None,
-                asym_vae: Some((
-                    vae::AutoencoderKL::new(&vae::VaeConfig::asymmetric_x1_5(), dev),
-                    vae::VaeConfig::asymmetric_x1_5(),
-                )),
-                device: dev.clone(),
-                max_tensor_bytes: selected.max_tensor_bytes,
-                model_name: "bench".into(),
-            };
-            let img = RgbaImage::from_fn(512, 512, |x, y| {
-                Rgba([(x / 2) as u8, (y / 2) as u8, 128, 255])
-            });
-            let mask = GrayImage::from_fn(512, 512, |x, y| {
-                Luma([if (128..384).contains(&x) && (128..384).contains(&y) {
-                    255
-                } else {
-                    0
-                }])
-            });
-            let req = InpaintRequest {
-                prompt: "a red barn".into(),
-                steps: 20,
-                decoder: DecoderChoice::Asymmetric,
-                region: inpaint::Region::Full,
-                ..Default::default()
-            };
-            let cancel = clearpaint_core::progress::CancelToken::new();
-            timed(runs, || {
-                let _ = inpaint::run(
-                    &models,
-                    &img,
-                    &mask,
-                    &req,
-                    &clearpaint_core::progress::NoProgress,
-                    &cancel,
-                )
-                .expect("inpaint");
-            })
-        }
+        "inpaint-20" => inpaint_workload(runs, dev, selected)?,
         other => anyhow::bail!(
             "unknown workload '{other}' (one of: {}, all)",
             WORKLOADS.join(", ")
         ),
     })
+}
+
+/// The `inpaint-20` workload: a 20-step 512x512 inpainting run with randomly initialised SD 1.5 models and
+/// the asymmetric decoder.
+fn inpaint_workload(
+    runs: usize,
+    dev: &burn::tensor::Device,
+    selected: &device::Selected,
+) -> Result<Vec<f64>> {
+    use clearpaint_core::models::{clip, unet, vae};
+    use clearpaint_core::pipelines::inpaint::{self, DecoderChoice, InpaintModels, InpaintRequest};
+    let config: unet::UNetConfig = serde_json::from_str(include_str!(
+        "../../tools/reference/fixtures/unet_sd15_inpaint_config.json"
+    ))?;
+    let clip_config = clip::ClipTextConfig::sd1();
+    let models = InpaintModels {
+        unet: unet::UNet2DConditionModel::new(&config, dev),
+        unet_config: config,
+        text_encoder: clip::ClipTextModel::new(&clip_config, dev),
+        tokenizer: clearpaint_core::models::tokenizer::ClipTokenizer::bundled(),
+        scheduler_config: clearpaint_core::schedulers::SchedulerConfig::sd15(),
+        vae: None,
+        asym_vae: Some((
+            vae::AutoencoderKL::new(&vae::VaeConfig::asymmetric_x1_5(), dev),
+            vae::VaeConfig::asymmetric_x1_5(),
+        )),
+        device: dev.clone(),
+        max_tensor_bytes: selected.max_tensor_bytes,
+        model_name: "bench".into(),
+    };
+    let img = RgbaImage::from_fn(512, 512, |x, y| {
+        Rgba([(x / 2) as u8, (y / 2) as u8, 128, 255])
+    });
+    let mask = GrayImage::from_fn(512, 512, |x, y| {
+        Luma([if (128..384).contains(&x) && (128..384).contains(&y) {
+            255
+        } else {
+            0
+        }])
+    });
+    let req = InpaintRequest {
+        prompt: "a red barn".into(),
+        steps: 20,
+        decoder: DecoderChoice::Asymmetric,
+        region: inpaint::Region::Full,
+        ..Default::default()
+    };
+    let cancel = clearpaint_core::progress::CancelToken::new();
+    Ok(timed(runs, || {
+        let _ = inpaint::run(
+            &models,
+            &img,
+            &mask,
+            &req,
+            &clearpaint_core::progress::NoProgress,
+            &cancel,
+        )
+        .expect("inpaint");
+    }))
 }
 
 fn model_bench(args: &BenchArgs, choice: DeviceChoice) -> Result<()> {

@@ -1,10 +1,15 @@
 //! The desktop app (eframe / egui, wgpu renderer). `clearpaint` with no subcommand opens it.
 
 pub mod app;
+mod canvas;
 pub mod dialogs;
 pub mod editor;
+mod jobs;
 pub mod models;
 pub mod prefs;
+mod results;
+mod settings;
+mod toolbar;
 pub mod weather;
 
 pub use app::ClearpaintApp;

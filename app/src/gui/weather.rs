@@ -325,147 +325,174 @@ impl WeatherTab {
                 .request_repaint_after(std::time::Duration::from_millis(100));
         }
         egui::Panel::right("weather-settings").show(ui, |ui| {
-            ui.heading("Weather: night to day");
-            let l_model = ui.label("AU-GAN model");
+            self.controls(ui, choice, &shared);
+            self.view_and_save(ui);
+            self.item_list(ui);
+        });
+        egui::Panel::bottom("weather-status").show(ui, |ui| self.status_bar(ui));
+        egui::CentralPanel::default().show(ui, |ui| self.viewer(ui));
+    }
+
+    /// The model and the images to add, Uncertainty map, Translate / Stop and the progress.
+    fn controls(
+        &mut self,
+        ui: &mut egui::Ui,
+        choice: DeviceChoice,
+        shared: &Option<device::Selected>,
+    ) {
+        ui.heading("Weather: night to day");
+        let l_model = ui.label("AU-GAN model");
+        ui.add(
+            egui::TextEdit::singleline(&mut self.model_path)
+                .hint_text("augan_bdd100k_256.safetensors"),
+        )
+        .labelled_by(l_model.id);
+        let l_in = ui.label("Images");
+        ui.horizontal(|ui| {
             ui.add(
-                egui::TextEdit::singleline(&mut self.model_path)
-                    .hint_text("augan_bdd100k_256.safetensors"),
+                egui::TextEdit::singleline(&mut self.input_path)
+                    .hint_text("image or folder")
+                    .desired_width(180.0),
             )
-            .labelled_by(l_model.id);
-            let l_in = ui.label("Images");
-            ui.horizontal(|ui| {
-                ui.add(
-                    egui::TextEdit::singleline(&mut self.input_path)
-                        .hint_text("image or folder")
-                        .desired_width(180.0),
-                )
-                .labelled_by(l_in.id);
-                if ui.button("Add").clicked() {
-                    let p = PathBuf::from(self.input_path.trim());
-                    self.add(&p);
-                }
-            });
-            ui.horizontal(|ui| {
-                if ui.button("Images…").clicked() {
-                    self.wants_dialog = Some(super::dialogs::Purpose::AddWeatherImages);
-                }
-                if ui.button("Folder…").clicked() {
-                    self.wants_dialog = Some(super::dialogs::Purpose::AddWeatherFolder);
-                }
-            });
-            ui.checkbox(&mut self.uncertainty, "Uncertainty map");
-            ui.horizontal(|ui| {
-                let running = self.is_running();
-                if ui
-                    .add_enabled(!running, egui::Button::new("Translate"))
-                    .clicked()
-                {
-                    let ctx = ui.ctx().clone();
-                    self.start(choice, shared.clone(), &ctx);
-                }
-                if ui.add_enabled(running, egui::Button::new("Stop")).clicked() {
-                    self.cancel();
-                }
-            });
-            if self.is_running() {
-                let done = self.items.iter().filter(|i| i.output.is_some()).count();
-                ui.add(
-                    egui::ProgressBar::new(done as f32 / self.items.len().max(1) as f32)
-                        .text(format!("{done}/{}", self.items.len())),
-                );
+            .labelled_by(l_in.id);
+            if ui.button("Add").clicked() {
+                let p = PathBuf::from(self.input_path.trim());
+                self.add(&p);
             }
-            ui.separator();
-            ui.horizontal(|ui| {
-                for (v, name) in [
-                    (View::Input, "Input"),
-                    (View::Output, "Day"),
-                    (View::Uncertainty, "Uncertainty"),
-                    (View::Overlay, "Overlay"),
-                ] {
-                    ui.selectable_value(&mut self.view, v, name);
-                }
-            });
-            ui.separator();
-            let l_out = ui.label("Output folder");
-            ui.add(egui::TextEdit::singleline(&mut self.out_dir).hint_text("folder"))
-                .labelled_by(l_out.id);
-            ui.checkbox(&mut self.overwrite, "Overwrite");
+        });
+        ui.horizontal(|ui| {
+            if ui.button("Images…").clicked() {
+                self.wants_dialog = Some(super::dialogs::Purpose::AddWeatherImages);
+            }
+            if ui.button("Folder…").clicked() {
+                self.wants_dialog = Some(super::dialogs::Purpose::AddWeatherFolder);
+            }
+        });
+        ui.checkbox(&mut self.uncertainty, "Uncertainty map");
+        ui.horizontal(|ui| {
+            let running = self.is_running();
             if ui
-                .add_enabled(
-                    self.items.iter().any(|i| i.output.is_some()),
-                    egui::Button::new("Save all"),
-                )
+                .add_enabled(!running, egui::Button::new("Translate"))
                 .clicked()
             {
-                self.save_all();
+                let ctx = ui.ctx().clone();
+                self.start(choice, shared.clone(), &ctx);
             }
-            ui.separator();
-            egui::ScrollArea::vertical().show(ui, |ui| {
-                for i in 0..self.items.len() {
-                    let it = &self.items[i];
-                    let name = it
-                        .path
-                        .file_name()
-                        .map(|s| s.to_string_lossy().to_string())
-                        .unwrap_or_default();
-                    let state = match (&it.output, &it.error) {
-                        (Some(_), _) => "done",
-                        (None, Some(_)) => "failed",
-                        _ => "",
-                    };
-                    if ui
-                        .selectable_label(self.selected == i, format!("{name} {state}"))
-                        .clicked()
-                    {
-                        self.selected = i;
-                    }
+            if ui.add_enabled(running, egui::Button::new("Stop")).clicked() {
+                self.cancel();
+            }
+        });
+        if self.is_running() {
+            let done = self.items.iter().filter(|i| i.output.is_some()).count();
+            ui.add(
+                egui::ProgressBar::new(done as f32 / self.items.len().max(1) as f32)
+                    .text(format!("{done}/{}", self.items.len())),
+            );
+        }
+    }
+
+    /// What the viewer shows, the output folder and Save all.
+    fn view_and_save(&mut self, ui: &mut egui::Ui) {
+        ui.separator();
+        ui.horizontal(|ui| {
+            for (v, name) in [
+                (View::Input, "Input"),
+                (View::Output, "Day"),
+                (View::Uncertainty, "Uncertainty"),
+                (View::Overlay, "Overlay"),
+            ] {
+                ui.selectable_value(&mut self.view, v, name);
+            }
+        });
+        ui.separator();
+        let l_out = ui.label("Output folder");
+        ui.add(egui::TextEdit::singleline(&mut self.out_dir).hint_text("folder"))
+            .labelled_by(l_out.id);
+        ui.checkbox(&mut self.overwrite, "Overwrite");
+        if ui
+            .add_enabled(
+                self.items.iter().any(|i| i.output.is_some()),
+                egui::Button::new("Save all"),
+            )
+            .clicked()
+        {
+            self.save_all();
+        }
+    }
+
+    /// The images, with their state; click one to view it.
+    fn item_list(&mut self, ui: &mut egui::Ui) {
+        ui.separator();
+        egui::ScrollArea::vertical().show(ui, |ui| {
+            for i in 0..self.items.len() {
+                let it = &self.items[i];
+                let name = it
+                    .path
+                    .file_name()
+                    .map(|s| s.to_string_lossy().to_string())
+                    .unwrap_or_default();
+                let state = match (&it.output, &it.error) {
+                    (Some(_), _) => "done",
+                    (None, Some(_)) => "failed",
+                    _ => "",
+                };
+                if ui
+                    .selectable_label(self.selected == i, format!("{name} {state}"))
+                    .clicked()
+                {
+                    self.selected = i;
                 }
-            });
-        });
-        egui::Panel::bottom("weather-status").show(ui, |ui| {
-            if let Some(e) = &self.error {
-                ui.colored_label(egui::Color32::from_rgb(220, 60, 60), format!("Error: {e}"));
-            } else if let Some(e) = self.items.get(self.selected).and_then(|i| i.error.as_ref()) {
-                ui.colored_label(egui::Color32::from_rgb(220, 60, 60), format!("Error: {e}"));
-            } else {
-                ui.label(&self.status);
             }
         });
-        egui::CentralPanel::default().show(ui, |ui| {
-            let key = (self.selected, self.view, self.generation);
-            let stale = !matches!(&self.texture, Some((s, v, g, _)) if (*s, *v, *g) == key);
-            if stale {
-                self.texture = self.shown().map(|img| {
-                    let max = ui.ctx().input(|i| i.max_texture_side).max(1) as u32;
-                    let f = img.width().max(img.height()).div_ceil(max).max(1);
-                    let img = if f > 1 {
-                        imaging::resize(&img, img.width() / f, img.height() / f)
-                    } else {
-                        img
-                    };
-                    let c = egui::ColorImage::from_rgba_unmultiplied(
-                        [img.width() as usize, img.height() as usize],
-                        img.as_raw(),
-                    );
-                    let t = ui
-                        .ctx()
-                        .load_texture("weather", c, egui::TextureOptions::LINEAR);
-                    (key.0, key.1, key.2, t)
+    }
+
+    /// The error (the tab's, else the selected image's) or the status.
+    fn status_bar(&mut self, ui: &mut egui::Ui) {
+        if let Some(e) = &self.error {
+            ui.colored_label(egui::Color32::from_rgb(220, 60, 60), format!("Error: {e}"));
+        } else if let Some(e) = self.items.get(self.selected).and_then(|i| i.error.as_ref()) {
+            ui.colored_label(egui::Color32::from_rgb(220, 60, 60), format!("Error: {e}"));
+        } else {
+            ui.label(&self.status);
+        }
+    }
+
+    /// The selected image as the view picks (input, output, uncertainty or overlay), fitted
+    /// to the space; its texture is remade when the selection, view or results change.
+    fn viewer(&mut self, ui: &mut egui::Ui) {
+        let key = (self.selected, self.view, self.generation);
+        let stale = !matches!(&self.texture, Some((s, v, g, _)) if (*s, *v, *g) == key);
+        if stale {
+            self.texture = self.shown().map(|img| {
+                let max = ui.ctx().input(|i| i.max_texture_side).max(1) as u32;
+                let f = img.width().max(img.height()).div_ceil(max).max(1);
+                let img = if f > 1 {
+                    imaging::resize(&img, img.width() / f, img.height() / f)
+                } else {
+                    img
+                };
+                let c = egui::ColorImage::from_rgba_unmultiplied(
+                    [img.width() as usize, img.height() as usize],
+                    img.as_raw(),
+                );
+                let t = ui
+                    .ctx()
+                    .load_texture("weather", c, egui::TextureOptions::LINEAR);
+                (key.0, key.1, key.2, t)
+            });
+        }
+        match &self.texture {
+            Some((_, _, _, t)) => {
+                let size = t.size_vec2();
+                let avail = ui.available_size();
+                let s = (avail.x / size.x).min(avail.y / size.y).min(1.0);
+                ui.centered_and_justified(|ui| {
+                    ui.add(egui::Image::new((t.id(), size * s)));
                 });
             }
-            match &self.texture {
-                Some((_, _, _, t)) => {
-                    let size = t.size_vec2();
-                    let avail = ui.available_size();
-                    let s = (avail.x / size.x).min(avail.y / size.y).min(1.0);
-                    ui.centered_and_justified(|ui| {
-                        ui.add(egui::Image::new((t.id(), size * s)));
-                    });
-                }
-                None => {
-                    ui.centered_and_justified(|ui| ui.label("No images"));
-                }
+            None => {
+                ui.centered_and_justified(|ui| ui.label("No images"));
             }
-        });
+        }
     }
 }

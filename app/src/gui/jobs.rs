@@ -1,0 +1,212 @@
+//! Runs on a worker thread: start, cancel, progress, and picking up the result.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, channel};
+
+use clearpaint_core::device::{self, DeviceChoice};
+use clearpaint_core::pipelines::inpaint::{self, DecoderChoice, InpaintModels};
+use clearpaint_core::progress::CancelToken;
+use eframe::egui;
+use image::RgbaImage;
+
+use super::app::{ClearpaintApp, EngineChoice, Settings};
+
+/// What a run sends back.
+enum JobResult {
+    /// The image, notes, and the A1111-style parameters text.
+    Done(RgbaImage, Vec<String>, String),
+    Failed(String),
+    Cancelled,
+}
+
+/// A run on its worker thread: its result channel, its progress (denoising steps done / in
+/// all), its cancel token and when it started.
+pub(super) struct Job {
+    rx: Receiver<JobResult>,
+    pub(super) done: Arc<AtomicUsize>,
+    pub(super) total: Arc<AtomicUsize>,
+    cancel: CancelToken,
+    pub(super) started: std::time::Instant,
+}
+
+impl ClearpaintApp {
+    pub fn is_running(&self) -> bool {
+        self.job.is_some()
+    }
+
+    /// Starts a run on a worker thread.
+    pub fn start_run(&mut self, ctx: &egui::Context) {
+        let Some(ed) = &self.editor else { return };
+        if ed.mask_pixels() == 0 {
+            self.error = Some("Paint the area to repaint first (the mask is empty).".into());
+            return;
+        }
+        let (tx, rx) = channel();
+        let done = Arc::new(AtomicUsize::new(0));
+        let total = Arc::new(AtomicUsize::new(self.settings.request.steps));
+        let cancel = CancelToken::new();
+        let image = ed.image.clone();
+        let mask = ed.mask.clone();
+        let settings = self.settings.clone();
+        let shared = self.shared_device.clone();
+        let (d, t, c, ctx2) = (done.clone(), total.clone(), cancel.clone(), ctx.clone());
+        std::thread::spawn(move || {
+            let result = run_job(&settings, shared, &image, &mask, &d, &t, &c, &ctx2);
+            let _ = tx.send(result);
+            ctx2.request_repaint();
+        });
+        self.error = None;
+        self.status = "running…".into();
+        self.job = Some(Job {
+            rx,
+            done,
+            total,
+            cancel,
+            started: std::time::Instant::now(),
+        });
+    }
+
+    pub fn cancel_run(&mut self) {
+        if let Some(j) = &self.job {
+            j.cancel.cancel();
+            self.status = "cancelling…".into();
+        }
+    }
+
+    /// Picks up a finished job's result.
+    pub fn poll_job(&mut self) {
+        let Some(job) = &self.job else { return };
+        let Ok(result) = job.rx.try_recv() else {
+            return;
+        };
+        let secs = job.started.elapsed().as_secs_f32();
+        self.job = None;
+        match result {
+            JobResult::Done(img, notes, params) => {
+                if let Some(ed) = &mut self.editor {
+                    ed.apply_result(img, params);
+                }
+                self.status = format!(
+                    "done in {secs:.1}s{}",
+                    notes.iter().map(|n| format!("; {n}")).collect::<String>()
+                );
+            }
+            JobResult::Failed(e) => {
+                self.error = Some(e);
+                self.status = "failed".into();
+            }
+            JobResult::Cancelled => self.status = "cancelled".into(),
+        }
+    }
+
+    /// Waits (for tests) until the running job has finished, polling its result.
+    pub fn wait_for_job(&mut self) {
+        while let Some(job) = &self.job {
+            if let Ok(r) = job.rx.recv_timeout(std::time::Duration::from_millis(20)) {
+                let (tx, rx) = channel();
+                let _ = tx.send(r);
+                if let Some(j) = &mut self.job {
+                    j.rx = rx;
+                }
+                self.poll_job();
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_job(
+    settings: &Settings,
+    shared: Option<device::Selected>,
+    image: &RgbaImage,
+    mask: &image::GrayImage,
+    done: &AtomicUsize,
+    total: &AtomicUsize,
+    cancel: &CancelToken,
+    ctx: &egui::Context,
+) -> JobResult {
+    let classical =
+        |why: Option<String>| match inpaint::run_classical(image, mask, &settings.request) {
+            Ok(out) => {
+                let mut notes = out.notes;
+                if let Some(w) = why {
+                    notes.insert(0, format!("classical fill engine ({w})"));
+                }
+                let params = inpaint::a1111_parameters_for(
+                    &settings.request,
+                    "classical",
+                    image.width(),
+                    image.height(),
+                );
+                JobResult::Done(out.image, notes, params)
+            }
+            Err(e) => JobResult::Failed(e.to_string()),
+        };
+    let model = settings.model_dir.trim();
+    match settings.engine {
+        EngineChoice::Classical => return classical(None),
+        EngineChoice::Auto if model.is_empty() => {
+            return classical(Some("no model folder set".into()));
+        }
+        _ => {}
+    }
+    if model.is_empty() {
+        return JobResult::Failed("Set a model folder (a diffusers Stable Diffusion 1.x inpainting folder; see weights/README.md).".into());
+    }
+    let selected = match shared {
+        Some(s) if settings.device != DeviceChoice::Cpu => s,
+        _ => match device::select(settings.device) {
+            Ok(s) => s,
+            Err(e) => return JobResult::Failed(e.to_string()),
+        },
+    };
+    let vae = settings.vae_dir.trim();
+    let decoder = if vae.is_empty() {
+        DecoderChoice::Standard
+    } else {
+        settings.request.decoder
+    };
+    // Known model names (`sd15-inpainting`) resolve to where they are on this machine.
+    let weights = Path::new("weights");
+    let model_path = crate::hub::resolve_model_arg(Path::new(model), weights);
+    let vae_path =
+        (!vae.is_empty()).then(|| crate::hub::resolve_model_arg(Path::new(vae), weights));
+    let models = match InpaintModels::load(&model_path, vae_path.as_deref(), decoder, &selected) {
+        Ok(m) => m,
+        Err(e) => {
+            let msg = if model_path.exists() {
+                e.to_string()
+            } else {
+                format!(
+                    "{model}: no such model folder or file; it needs a diffusers folder with {} \
+                     or a single-file SD 1.x checkpoint (see weights/README.md)",
+                    inpaint::REQUIRED
+                )
+            };
+            return if settings.engine == EngineChoice::Auto {
+                classical(Some(msg))
+            } else {
+                JobResult::Failed(msg)
+            };
+        }
+    };
+    let mut req = settings.request.clone();
+    req.decoder = decoder;
+    let progress = |stage: &str, d: usize, t: usize| {
+        if stage == "denoise" {
+            done.store(d, Ordering::SeqCst);
+            total.store(t, Ordering::SeqCst);
+            ctx.request_repaint();
+        }
+    };
+    match inpaint::run(&models, image, mask, &req, &progress, cancel) {
+        Ok(out) => {
+            let params = inpaint::a1111_parameters(&req, &models, image.width(), image.height());
+            JobResult::Done(out.image, out.notes, params)
+        }
+        Err(inpaint::InpaintError::Cancelled) => JobResult::Cancelled,
+        Err(e) => JobResult::Failed(e.to_string()),
+    }
+}
