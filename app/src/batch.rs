@@ -168,8 +168,12 @@ fn inpaint_folder(a: &BatchInpaintArgs, choice: DeviceChoice) -> Result<()> {
     let masks = MaskSource::from_path(&a.masks)?;
     let mut report = Report::default();
     let todo = plan(&a.images, &a.common, &[""], &mut report)?;
-    let engine = a.opts.engine(choice)?;
     let base_seed = a.opts.seed.unwrap_or_else(random_seed);
+    a.opts
+        .request(base_seed, None)
+        .validate()
+        .map_err(anyhow::Error::msg)?;
+    let engine = a.opts.engine(choice, false)?;
     eprintln!("base seed {base_seed}; {} image(s) to do", todo.len());
     let multi = MultiProgress::new();
     let files = files_bar(&multi, todo.len());

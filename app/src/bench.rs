@@ -260,7 +260,8 @@ fn model_bench(args: &BenchArgs, choice: DeviceChoice) -> Result<()> {
     }
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&results)?;
-        std::fs::write(path, text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        clearpaint_core::files::write_atomic(path, text.as_bytes())
+            .map_err(|e| anyhow::anyhow!("{}: cannot write: {e}", path.display()))?;
     }
     Ok(())
 }

@@ -36,8 +36,9 @@ pub enum OnOff {
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum EngineArg {
-    /// Diffusion when a model is given and loads; otherwise the classical fill (said in one
-    /// line and in the PNG).
+    /// Diffusion with --model; the classical fill only when there is no model (none given,
+    /// or for a single image a path that does not exist), said in one line and in the PNG. A
+    /// model that is there but broken is an error.
     Auto,
     Diffusion,
     /// PatchMatch / Telea fill: no weights needed.
@@ -59,7 +60,8 @@ pub struct InpaintOptions {
     /// SD 1.x checkpoint (.safetensors in the LDM layout, as A1111 / ComfyUI keep them).
     #[arg(long, value_name = "PATH")]
     pub model: Option<PathBuf>,
-    /// auto: diffusion when --model loads, else the classical fill; diffusion; classical.
+    /// auto: diffusion with --model, the classical fill when there is no model; diffusion;
+    /// classical.
     #[arg(long, value_enum, default_value = "auto")]
     pub engine: EngineArg,
     #[arg(long, default_value = "")]
@@ -134,27 +136,32 @@ impl InpaintOptions {
         }
     }
 
-    /// Chooses the engine; `auto` falls back to the classical fill (with a one-line note)
-    /// when no diffusion model is given or it does not load.
-    pub fn engine(&self, choice: DeviceChoice) -> Result<Engine> {
+    /// Chooses the engine. `auto` falls back to the classical fill (with a one-line note) only
+    /// when there is no model: none named, or, with `missing_ok` (a single `inpaint`, as
+    /// README's main command on a fresh machine), a named path that does not exist. A model
+    /// that is there but does not load is an error, never silently replaced.
+    pub fn engine(&self, choice: DeviceChoice, missing_ok: bool) -> Result<Engine> {
         match self.engine {
             EngineArg::Classical => Ok(Engine::Classical("--engine classical".into())),
             EngineArg::Diffusion => Ok(Engine::Diffusion(Box::new(self.load(choice)?))),
             EngineArg::Auto => {
-                if self.model.is_none() {
+                let Some(model) = &self.model else {
                     let why = "no --model given".to_string();
                     eprintln!(
                         "note: using the classical fill engine ({why}; see weights/README.md for diffusion)"
                     );
                     return Ok(Engine::Classical(why));
-                }
+                };
+                let present =
+                    clearpaint::hub::resolve_model_arg(model, Path::new("weights")).exists();
                 match self.load(choice) {
                     Ok(m) => Ok(Engine::Diffusion(Box::new(m))),
-                    Err(e) => {
+                    Err(e) if !present && missing_ok => {
                         let why = format!("{e:#}");
                         eprintln!("note: using the classical fill engine: {why}");
                         Ok(Engine::Classical(why))
                     }
+                    Err(e) => Err(e),
                 }
             }
         }
@@ -259,8 +266,9 @@ pub fn run(args: &InpaintArgs, choice: DeviceChoice) -> Result<()> {
     let mask = image::DynamicImage::ImageRgba8(mask.rgba).to_luma8();
     let latents = args.latents.as_deref().map(read_latents).transpose()?;
     let seed = args.opts.seed.unwrap_or_else(random_seed);
-    let engine = args.opts.engine(choice)?;
     let req = args.opts.request(seed, latents);
+    req.validate().map_err(anyhow::Error::msg)?;
+    let engine = args.opts.engine(choice, true)?;
     let start = Instant::now();
     let out = run_one(&engine, &loaded.rgba, &mask, &req, None)?;
     for note in &out.0.notes {

@@ -111,6 +111,42 @@ fn a_missing_model_is_an_error_in_the_window() {
 }
 
 #[test]
+fn a_broken_model_under_auto_is_an_error_not_a_classical_fill() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = assets().join("../tools/reference/fixtures/tiny_sd_inpaint9");
+    let model = dir.path().join("model");
+    for sub in ["", "unet", "vae", "text_encoder", "tokenizer", "scheduler"] {
+        std::fs::create_dir_all(model.join(sub)).unwrap();
+        for e in std::fs::read_dir(src.join(sub)).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_file() {
+                std::fs::copy(e.path(), model.join(sub).join(e.file_name())).unwrap();
+            }
+        }
+    }
+    let weights = model.join("unet/diffusion_pytorch_model.safetensors");
+    let bytes = std::fs::read(&weights).unwrap();
+    std::fs::write(&weights, &bytes[..bytes.len() / 2]).unwrap();
+    let mut app = opened();
+    let mask = image::open(assets().join("sample_mask.png"))
+        .unwrap()
+        .to_luma8();
+    app.editor.as_mut().unwrap().set_mask(mask).unwrap();
+    app.settings.engine = EngineChoice::Auto;
+    app.settings.model_dir = model.display().to_string();
+    app.settings.device = clearpaint_core::device::DeviceChoice::Cpu;
+    let mut h = harness(app);
+    h.run();
+    h.get_by_label("Run").click();
+    h.run();
+    h.state_mut().wait_for_job();
+    h.run();
+    let err = h.state().error.clone().expect("an error");
+    assert!(err.contains("diffusion_pytorch_model.safetensors"), "{err}");
+    assert!(h.state().editor.as_ref().unwrap().history.is_empty());
+}
+
+#[test]
 fn an_empty_mask_is_explained_not_run() {
     let mut h = harness(opened());
     h.run();

@@ -253,14 +253,9 @@ impl Report {
 
     /// Writes the report as JSON, atomically.
     pub fn write_json(&self, path: &Path) -> std::io::Result<()> {
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-        serde_json::to_writer_pretty(tmp.as_file_mut(), self)?;
-        tmp.persist(path).map_err(|e| e.error)?;
-        Ok(())
+        crate::files::write_atomic_with(path, |w| {
+            serde_json::to_writer_pretty(w, self).map_err(std::io::Error::other)
+        })
     }
 }
 

@@ -7,7 +7,7 @@
 //!   chunks carry how the image was made.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Tensor, TensorData};
@@ -46,7 +46,23 @@ fn short(e: impl std::fmt::Display) -> String {
     e.to_string().lines().next().unwrap_or("").to_string()
 }
 
-/// Loads an image file, upright, as RGBA8.
+/// The environment variable that sets the largest image [`load`] decodes, in pixels.
+pub const MAX_PIXELS_VAR: &str = "CLEARPAINT_MAX_IMAGE_PIXELS";
+/// The default limit: 268 megapixels (16384 x 16384), about 1 GiB as RGBA8.
+pub const DEFAULT_MAX_PIXELS: u64 = 16384 * 16384;
+
+/// The largest image [`load`] decodes: `CLEARPAINT_MAX_IMAGE_PIXELS` or the default. An image
+/// whose header claims more is refused by its size before anything is decoded, so a
+/// decompression bomb costs nothing.
+pub fn max_image_pixels() -> u64 {
+    std::env::var(MAX_PIXELS_VAR)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(DEFAULT_MAX_PIXELS)
+}
+
+/// Loads an image file, upright, as RGBA8 (refused when its header claims more than
+/// [`max_image_pixels`]).
 pub fn load(path: impl AsRef<Path>) -> Result<Loaded, ImagingError> {
     let path = path.as_ref();
     let err = |problem: String| ImagingError::Read {
@@ -63,6 +79,15 @@ pub fn load(path: impl AsRef<Path>) -> Result<Loaded, ImagingError> {
     let mut decoder = reader
         .into_decoder()
         .map_err(|e| err(format!("cannot decode: {}", short(e))))?;
+    let (w, h) = decoder.dimensions();
+    let max = max_image_pixels();
+    if w as u64 * h as u64 > max {
+        return Err(err(format!(
+            "the image claims {w}x{h} pixels, more than the limit of {} megapixels \
+             (set {MAX_PIXELS_VAR} to allow more)",
+            max / 1_000_000
+        )));
+    }
     let orientation = decoder.orientation().ok();
     let mut img = DynamicImage::from_decoder(decoder)
         .map_err(|e| err(format!("corrupt or truncated image: {}", short(e))))?;
@@ -92,15 +117,6 @@ pub fn save_png(
         path: path.to_path_buf(),
         problem,
     };
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".clearpaint-")
-        .suffix(".png.tmp")
-        .tempfile_in(&dir)
-        .map_err(|e| werr(short(e)))?;
     // Encode in memory, then write: encoder errors and disk errors are both reported.
     let mut encoded = Vec::new();
     {
@@ -112,8 +128,7 @@ pub fn save_png(
             png::ColorType::Rgb
         });
         for (k, v) in text {
-            enc.add_text_chunk(k.to_string(), v.clone())
-                .map_err(|e| werr(short(e)))?;
+            add_text(&mut enc, k, v).map_err(|e| werr(short(e)))?;
         }
         let mut writer = enc.write_header().map_err(|e| werr(short(e)))?;
         let data: Vec<u8> = if keep_alpha {
@@ -124,17 +139,27 @@ pub fn save_png(
         writer.write_image_data(&data).map_err(|e| werr(short(e)))?;
         writer.finish().map_err(|e| werr(short(e)))?;
     }
-    {
-        let mut w = BufWriter::new(tmp.as_file_mut());
-        w.write_all(&encoded).map_err(|e| werr(short(e)))?;
-        w.flush().map_err(|e| werr(short(e)))?;
-    }
-    tmp.as_file().sync_all().map_err(|e| werr(short(e)))?;
-    tmp.persist(path).map_err(|e| werr(short(e.error)))?;
-    Ok(())
+    crate::files::write_atomic(path, &encoded).map_err(|e| werr(short(e)))
 }
 
-/// Reads the tEXt chunks of a PNG (for tests and `clearpaint` tooling).
+/// One text chunk as A1111 (PIL) writes it: `tEXt` when the text is Latin-1, otherwise UTF-8
+/// `iTXt` (prompts with curly quotes, dashes, CJK or emoji). NUL characters, which neither
+/// chunk may hold, are dropped.
+fn add_text<W: Write>(
+    enc: &mut png::Encoder<W>,
+    keyword: &str,
+    text: &str,
+) -> Result<(), png::EncodingError> {
+    let text: String = text.chars().filter(|&c| c != '\0').collect();
+    if text.chars().all(|c| (c as u32) < 256) {
+        enc.add_text_chunk(keyword.to_string(), text)
+    } else {
+        enc.add_itxt_chunk(keyword.to_string(), text)
+    }
+}
+
+/// Reads the text chunks of a PNG (`tEXt`, `zTXt` and `iTXt`, in that order), for tests and
+/// `clearpaint` tooling.
 pub fn png_text(path: impl AsRef<Path>) -> Result<Vec<(String, String)>, ImagingError> {
     let path = path.as_ref();
     let err = |problem: String| ImagingError::Read {
@@ -145,12 +170,21 @@ pub fn png_text(path: impl AsRef<Path>) -> Result<Vec<(String, String)>, Imaging
     let reader = png::Decoder::new(std::io::BufReader::new(file))
         .read_info()
         .map_err(|e| err(short(e)))?;
-    Ok(reader
-        .info()
+    let info = reader.info();
+    let mut out: Vec<(String, String)> = info
         .uncompressed_latin1_text
         .iter()
         .map(|t| (t.keyword.clone(), t.text.clone()))
-        .collect())
+        .collect();
+    for t in &info.compressed_latin1_text {
+        let text = t.get_text().map_err(|e| err(short(e)))?;
+        out.push((t.keyword.clone(), text));
+    }
+    for t in &info.utf8_text {
+        let text = t.get_text().map_err(|e| err(short(e)))?;
+        out.push((t.keyword.clone(), text));
+    }
+    Ok(out)
 }
 
 /// Resizes with a bilinear (triangle) filter; antialiased when shrinking.

@@ -4,6 +4,7 @@
 //! * [`classical`]: inpainting without weights (PatchMatch, Telea).
 //! * [`cpu`]: faster CPU paths for the flex backend (convolutions as large GEMMs).
 //! * [`device`]: where models run (wgpu GPU or the flex CPU backend).
+//! * [`files`]: atomic file writes with the umask's mode.
 //! * [`imaging`]: image files in and out (atomic PNG writes), image <-> tensor.
 //! * [`kernels`]: hand-written WGSL kernels for the GPU path, with their CPU references.
 //! * [`noise`]: seeded noise, the same on every device.
@@ -19,6 +20,7 @@ pub mod batch;
 pub mod classical;
 pub mod cpu;
 pub mod device;
+pub mod files;
 pub mod imaging;
 pub mod kernels;
 pub mod models;

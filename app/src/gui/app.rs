@@ -21,7 +21,8 @@ use super::jobs::Job;
 /// Which engine the panel runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EngineChoice {
-    /// Diffusion when a model folder is set and loads, else the classical fill.
+    /// Diffusion when a model is set; the classical fill when none is set or the path does
+    /// not exist. A model that is there but does not load is an error.
     Auto,
     Diffusion,
     Classical,

@@ -185,7 +185,8 @@ fn run_job(
                     inpaint::REQUIRED
                 )
             };
-            return if settings.engine == EngineChoice::Auto {
+            // Auto falls back only when there is no model; a broken one is an error.
+            return if settings.engine == EngineChoice::Auto && !model_path.exists() {
                 classical(Some(msg))
             } else {
                 JobResult::Failed(msg)

@@ -43,10 +43,9 @@ impl Prefs {
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
         let dir = path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir)?;
-        let tmp = tempfile::NamedTempFile::new_in(dir)?;
-        serde_json::to_writer_pretty(tmp.as_file(), self)?;
-        tmp.persist(path).map_err(|e| e.error)?;
-        Ok(())
+        clearpaint_core::files::write_atomic_with(path, |w| {
+            serde_json::to_writer_pretty(w, self).map_err(std::io::Error::other)
+        })
     }
 
     pub fn of(app: &ClearpaintApp) -> Prefs {

@@ -73,6 +73,18 @@ impl ClipTextConfig {
     }
 
     pub fn validate(&self) -> Result<(), String> {
+        use super::limits::{CHANNELS, FF, LAYERS, POSITIONS, VOCAB, check, check_eps};
+        check("vocab_size", self.vocab_size, 1, VOCAB)?;
+        check("hidden_size", self.hidden_size, 1, CHANNELS)?;
+        check("intermediate_size", self.intermediate_size, 1, FF)?;
+        check("num_hidden_layers", self.num_hidden_layers, 1, LAYERS)?;
+        check(
+            "max_position_embeddings",
+            self.max_position_embeddings,
+            1,
+            POSITIONS,
+        )?;
+        check_eps("layer_norm_eps", self.layer_norm_eps)?;
         if !matches!(self.hidden_act.as_str(), "quick_gelu" | "gelu") {
             return Err(format!("hidden_act '{}' is not supported", self.hidden_act));
         }

@@ -117,6 +117,14 @@ impl UNetConfig {
 
     /// What this implementation does not cover, in words.
     pub fn validate(&self) -> Result<(), String> {
+        use super::limits::{self, CHANNELS, IO_CHANNELS, LAYERS, check};
+        check("in_channels", self.in_channels, 1, IO_CHANNELS)?;
+        check("out_channels", self.out_channels, 1, IO_CHANNELS)?;
+        limits::check_all("block_out_channels", &self.block_out_channels, 1, CHANNELS)?;
+        check("layers_per_block", self.layers_per_block, 1, LAYERS)?;
+        check("cross_attention_dim", self.cross_attention_dim, 1, CHANNELS)?;
+        check("norm_num_groups", self.norm_num_groups, 1, CHANNELS)?;
+        limits::check_eps("norm_eps", self.norm_eps)?;
         let n = self.block_out_channels.len();
         if n == 0 || self.down_block_types.len() != n || self.up_block_types.len() != n {
             return Err(
@@ -171,6 +179,7 @@ impl UNetConfig {
                     self.norm_num_groups
                 ));
             }
+            check("attention heads", self.heads(i), 1, c)?;
             if c % self.heads(i) != 0 {
                 return Err(format!(
                     "{c} channels are not divisible into {} heads",

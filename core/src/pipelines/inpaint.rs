@@ -106,6 +106,54 @@ impl Default for InpaintRequest {
     }
 }
 
+/// The largest `--steps` (SD 1.x schedulers train on 1000 timesteps).
+pub const MAX_STEPS: usize = 1000;
+/// The largest `--guidance` accepted (A1111's slider ends at 30).
+pub const MAX_GUIDANCE: f64 = 100.0;
+/// The largest `--crop-padding` and `--mask-blur`, in pixels.
+pub const MAX_PADDING: u32 = 8192;
+pub const MAX_MASK_BLUR: u32 = 512;
+
+impl InpaintRequest {
+    /// Every number within a sensible, finite range, or a one-line error naming the option.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.steps == 0 || self.steps > MAX_STEPS {
+            return Err(format!(
+                "--steps {} must be between 1 and {MAX_STEPS}",
+                self.steps
+            ));
+        }
+        let ranges = [
+            ("--guidance", self.guidance, 0.0, MAX_GUIDANCE),
+            ("--strength", self.strength, 0.0, 1.0),
+            ("--eta", self.eta, 0.0, 1.0),
+        ];
+        for (name, v, lo, hi) in ranges {
+            if !v.is_finite() || v < lo || v > hi {
+                return Err(format!("{name} {v} is outside {lo}..{hi}"));
+            }
+        }
+        if self.crop_padding > MAX_PADDING {
+            return Err(format!(
+                "--crop-padding {} is larger than {MAX_PADDING} pixels",
+                self.crop_padding
+            ));
+        }
+        if self.mask_blur > MAX_MASK_BLUR {
+            return Err(format!(
+                "--mask-blur {} is larger than {MAX_MASK_BLUR} pixels",
+                self.mask_blur
+            ));
+        }
+        if let Some(v) = &self.latents
+            && let Some(x) = v.iter().find(|x| !x.is_finite())
+        {
+            return Err(format!("--latents holds a non-finite value ({x})"));
+        }
+        Ok(())
+    }
+}
+
 /// The models of a pipeline folder, loaded once for many runs.
 pub struct InpaintModels {
     pub unet: UNet2DConditionModel,
@@ -415,15 +463,10 @@ pub fn run(
 
 /// The request's numbers within what the scheduler can run.
 fn check_request(req: &InpaintRequest, train_steps: usize) -> Result<(), InpaintError> {
-    if req.steps == 0 || req.steps > train_steps {
+    req.validate().map_err(InpaintError::Request)?;
+    if req.steps > train_steps {
         return Err(InpaintError::Request(format!(
             "--steps must be between 1 and {train_steps}"
-        )));
-    }
-    if !(0.0..=1.0).contains(&req.strength) {
-        return Err(InpaintError::Request(format!(
-            "--strength {} is outside 0..1",
-            req.strength
         )));
     }
     Ok(())
@@ -481,6 +524,7 @@ pub fn run_classical(
     mask: &GrayImage,
     req: &InpaintRequest,
 ) -> Result<InpaintOutput, InpaintError> {
+    req.validate().map_err(InpaintError::Request)?;
     let (iw, ih) = image.dimensions();
     let mut notes = Vec::new();
     let mask = region::request_mask(mask, iw, ih, req.resize_mask, &mut notes)

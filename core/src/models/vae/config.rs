@@ -172,8 +172,20 @@ impl VaeConfig {
     /// feature maps line up with every fusion point (as in the released [c, 2c, 4c, 4c]
     /// configs).
     pub fn validate(&self) -> Result<(), String> {
+        use crate::models::limits::{self, CHANNELS, IO_CHANNELS, LAYERS, check};
         if self.down_channels.is_empty() || self.up_channels.is_empty() {
             return Err("no blocks".into());
+        }
+        check("in_channels", self.in_channels, 1, IO_CHANNELS)?;
+        check("out_channels", self.out_channels, 1, IO_CHANNELS)?;
+        check("latent_channels", self.latent_channels, 1, IO_CHANNELS)?;
+        check("norm_num_groups", self.groups, 1, CHANNELS)?;
+        limits::check_all("down block channels", &self.down_channels, 1, CHANNELS)?;
+        limits::check_all("up block channels", &self.up_channels, 1, CHANNELS)?;
+        check("layers per down block", self.layers_down, 1, LAYERS)?;
+        check("layers per up block", self.layers_up, 1, LAYERS)?;
+        if !self.scaling_factor.is_finite() || !self.shift_factor.is_finite() {
+            return Err("scaling_factor / shift_factor must be finite numbers".into());
         }
         for &c in self.down_channels.iter().chain(&self.up_channels) {
             if self.groups == 0 || c % self.groups != 0 {
