@@ -25,8 +25,8 @@
 //! * `im2col`: convolutions of small maps (below 32x32 outputs), as one im2col GEMM.
 //! * `band`: every other stride-1 convolution, as the `kh * kw` shifted GEMMs described above,
 //!   over bands of rows.
-//! * `attention`: [`attention`] (`softmax(q kᵀ) v` in blocks of query rows).
-//! * `linear`: [`linear`], [`geglu`] and [`gelu_erf`].
+//! * `attention`: [`attention`](fn@attention) (`softmax(q kᵀ) v` in blocks of query rows).
+//! * `linear`: [`linear`](fn@linear), [`geglu`] and [`gelu_erf`].
 //! * `norm`: [`group_norm_silu`].
 //! * `vmath`: the branch-free vector `exp` that softmax, GELU and SiLU share, and its per-CPU
 //!   (AVX-512, AVX2) dispatch.
@@ -40,10 +40,11 @@
 //! Every public function checks the dtypes of its tensors and sends anything that isn't f32 to
 //! burn's op. A new precision (bf16, say) would plug in behind the same functions: a new file
 //! next to these (e.g. `gemm_bf16.rs`, with the packing into bf16 panels and the GEMM on them),
-//! called from the dispatch in [`conv2d`], [`linear`], [`attention`] when the tensors' dtype and
-//! the CPU (AVX512-BF16, AMX) allow it, with the f32 kernels here staying as the fallback for
-//! everything else. The convolution paths work on f32 slices; a bf16 convolution would either
-//! convert at the pass boundary and reuse them, or get its own packing beside them.
+//! called from the dispatch in [`conv2d`], [`linear`](fn@linear), [`attention`](fn@attention)
+//! when the tensors' dtype and the CPU (AVX512-BF16, AMX) allow it, with the f32 kernels here
+//! staying as the fallback for everything else. The convolution paths work on f32 slices; a
+//! bf16 convolution would either convert at the pass boundary and reuse them, or get its own
+//! packing beside them.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -91,8 +92,8 @@ static OP_NS: [AtomicU64; 4] = [
     AtomicU64::new(0),
 ];
 
-/// Returns the time spent in [`conv2d`], [`attention`], [`group_norm_silu`], [`linear`] and
-/// [`geglu`] (flex paths)
+/// Returns the time spent in [`conv2d`], [`attention`](fn@attention), [`group_norm_silu`],
+/// [`linear`](fn@linear) and [`geglu`] (flex paths)
 /// since the previous call, and starts counting again. For `clearpaint bench`'s breakdown.
 pub fn take_op_times() -> OpTimes {
     let s = |i: usize| OP_NS[i].swap(0, Ordering::Relaxed) as f64 * 1e-9;
