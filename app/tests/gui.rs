@@ -26,6 +26,17 @@ fn opened() -> ClearpaintApp {
 }
 
 /// The canvas centre, where the image is drawn.
+/// Clicks Run and waits for the job to end.
+fn run_to_the_end(app: ClearpaintApp) -> Harness<'static, ClearpaintApp> {
+    let mut h = harness(app);
+    h.run();
+    h.get_by_label("Run").click();
+    h.run();
+    h.state_mut().wait_for_job();
+    h.run();
+    h
+}
+
 fn canvas_point(h: &Harness<'_, ClearpaintApp>) -> egui::Pos2 {
     let _ = h;
     egui::pos2(450.0, 420.0)
@@ -96,12 +107,7 @@ fn a_missing_model_is_an_error_in_the_window() {
     app.editor.as_mut().unwrap().set_mask(mask).unwrap();
     app.settings.engine = EngineChoice::Diffusion;
     app.settings.model_dir = "/nonexistent/stable-diffusion-inpainting".into();
-    let mut h = harness(app);
-    h.run();
-    h.get_by_label("Run").click();
-    h.run();
-    h.state_mut().wait_for_job();
-    h.run();
+    let h = run_to_the_end(app);
     let err = h.state().error.clone().expect("an error");
     assert!(
         err.contains("no such model folder") && err.contains("weights/README.md"),
@@ -135,12 +141,7 @@ fn a_broken_model_under_auto_is_an_error_not_a_classical_fill() {
     app.settings.engine = EngineChoice::Auto;
     app.settings.model_dir = model.display().to_string();
     app.settings.device = clearpaint_core::device::DeviceChoice::Cpu;
-    let mut h = harness(app);
-    h.run();
-    h.get_by_label("Run").click();
-    h.run();
-    h.state_mut().wait_for_job();
-    h.run();
+    let h = run_to_the_end(app);
     let err = h.state().error.clone().expect("an error");
     assert!(err.contains("diffusion_pytorch_model.safetensors"), "{err}");
     assert!(h.state().editor.as_ref().unwrap().history.is_empty());

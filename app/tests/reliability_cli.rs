@@ -62,6 +62,14 @@ fn inpaint(model: &Path, out: &Path, extra: &[&str]) -> Output {
     clearpaint(&a)
 }
 
+/// `DIR/images/` holding the sample image as `a.png`, for batch runs.
+fn one_image_folder(dir: &Path) -> PathBuf {
+    let images = dir.join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    std::fs::copy(assets().join("sample.png"), images.join("a.png")).unwrap();
+    images
+}
+
 /// The text chunks of a PNG as the `png` crate reads them (tEXt and iTXt).
 fn png_texts(path: &Path) -> Vec<(String, String)> {
     let file = std::fs::File::open(path).unwrap();
@@ -171,9 +179,7 @@ fn outputs_and_reports_get_the_mode_the_umask_gives() {
         assert_eq!(mode(&out), want, "umask {umask}");
     }
     // A batch's images and its JSON report.
-    let images = dir.path().join("images");
-    std::fs::create_dir_all(&images).unwrap();
-    std::fs::copy(&ip, images.join("a.png")).unwrap();
+    let images = one_image_folder(dir.path());
     let (outd, report) = (dir.path().join("batch"), dir.path().join("report.json"));
     let o = clearpaint_umask(
         "022",
@@ -243,9 +249,7 @@ fn a_named_model_that_is_broken_is_an_error_not_a_classical_fill() {
         assert!(last.contains(names), "{name}: {e}");
         assert!(!out.exists(), "{name}");
         // A batch refuses before any image is processed.
-        let images = case.join("images");
-        std::fs::create_dir_all(&images).unwrap();
-        std::fs::copy(assets().join("sample.png"), images.join("a.png")).unwrap();
+        let images = one_image_folder(&case);
         let outd = case.join("batch");
         let mp = assets().join("sample_mask.png");
         let o = clearpaint(&[
@@ -264,9 +268,7 @@ fn a_named_model_that_is_broken_is_an_error_not_a_classical_fill() {
         assert!(!outd.join("a.png").exists(), "batch {name}");
     }
     // In a batch, a named model that does not exist is an error too.
-    let images = dir.path().join("images");
-    std::fs::create_dir_all(&images).unwrap();
-    std::fs::copy(assets().join("sample.png"), images.join("a.png")).unwrap();
+    let images = one_image_folder(dir.path());
     let mp = assets().join("sample_mask.png");
     let outd = dir.path().join("batch");
     let o = clearpaint(&[
