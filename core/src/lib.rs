@@ -27,6 +27,7 @@ pub mod models;
 pub mod noise;
 pub mod pipelines;
 pub mod progress;
+pub mod prompts;
 pub mod schedulers;
 pub mod testing;
 pub mod weights;

@@ -253,6 +253,14 @@ impl ClipTokenizer {
         self.pad
     }
 
+    pub fn bos_id(&self) -> u32 {
+        self.bos
+    }
+
+    pub fn eos_id(&self) -> u32 {
+        self.eos
+    }
+
     fn bpe(&self, word: &str) -> Vec<String> {
         let mut parts: Vec<String> = word.chars().map(|c| c.to_string()).collect();
         if let Some(last) = parts.last_mut() {

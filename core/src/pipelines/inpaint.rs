@@ -150,6 +150,9 @@ impl InpaintRequest {
         {
             return Err(format!("--latents holds a non-finite value ({x})"));
         }
+        crate::prompts::check(&self.prompt).map_err(|e| format!("--prompt: {e}"))?;
+        crate::prompts::check(&self.negative_prompt)
+            .map_err(|e| format!("--negative-prompt: {e}"))?;
         Ok(())
     }
 }

@@ -1,10 +1,15 @@
-//! Prompts to the UNet's text context: tokenized (77 tokens, with a note when a prompt is cut),
-//! encoded by CLIP, and for classifier-free guidance stacked as `[negative, prompt]`.
+//! Prompts to the UNet's text context, as A1111 computes it: the prompt's chunks
+//! (`crate::prompts`) each encoded by CLIP, weighted per token with the mean restored
+//! (A1111's default "Original" emphasis), and joined along the token axis; for
+//! classifier-free guidance stacked as `[negative, prompt]`, the shorter padded with the empty
+//! prompt's chunk so both have as many. A plain prompt of up to 75 tokens is one chunk with
+//! every weight 1: exactly the 77-token embedding diffusers computes.
 
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::models::clip::{self, ClipTextModel};
-use crate::models::tokenizer::ClipTokenizer;
+use crate::models::tokenizer::{ClipTokenizer, MAX_LEN};
+use crate::prompts::{self, Chunk, MAX_CHUNKS};
 
 /// The text encoder and its tokenizer, as a pipeline holds them.
 pub struct TextModels<'a> {
@@ -14,18 +19,36 @@ pub struct TextModels<'a> {
 }
 
 impl TextModels<'_> {
-    /// `[1, 77, hidden]` embeddings of one prompt; `what` names it in the note about dropped
-    /// tokens.
+    /// `[1, 77 x chunks, hidden]` embeddings of one prompt; `what` names it in the note about
+    /// dropped tokens.
     pub fn embed(&self, prompt: &str, notes: &mut Vec<String>, what: &str) -> Tensor<3> {
-        let enc = self.tokenizer.encode(prompt);
-        if enc.dropped > 0 {
+        let chunked = prompts::prepare(self.tokenizer, prompt);
+        if chunked.dropped > 0 {
             notes.push(format!(
-                "{what} is longer than 77 tokens: the last {} token(s) were dropped",
-                enc.dropped
+                "{what} is longer than {} tokens: the last {} token(s) were dropped",
+                MAX_CHUNKS * prompts::CHUNK,
+                chunked.dropped
             ));
         }
-        self.encoder
-            .forward(clip::ids_tensor(&[enc.ids], self.device))
+        let parts = chunked.chunks.iter().map(|c| self.embed_chunk(c)).collect();
+        Tensor::cat(parts, 1)
+    }
+
+    /// One chunk through CLIP, then A1111's emphasis: `z * w`, rescaled so the mean of the
+    /// chunk's embedding is what it was before weighting.
+    fn embed_chunk(&self, c: &Chunk) -> Tensor<3> {
+        let z = self
+            .encoder
+            .forward(clip::ids_tensor(std::slice::from_ref(&c.ids), self.device));
+        if c.weights.iter().all(|&w| w == 1.0) {
+            return z;
+        }
+        let w: Vec<f32> = c.weights.iter().map(|&w| w as f32).collect();
+        let w = Tensor::<3>::from_data(TensorData::new(w, [1, MAX_LEN, 1]), self.device);
+        let before = z.clone().mean();
+        let weighted = z * w;
+        let after = weighted.clone().mean();
+        weighted * (before / after).reshape([1, 1, 1])
     }
 
     /// The UNet's context: `[negative, prompt]` (batch 2) with guidance, `[prompt]` without.
@@ -37,11 +60,20 @@ impl TextModels<'_> {
         notes: &mut Vec<String>,
     ) -> Tensor<3> {
         let cond = self.embed(prompt, notes, "the prompt");
-        if guidance {
-            let uncond = self.embed(negative, notes, "the negative prompt");
-            Tensor::cat(vec![uncond, cond], 0)
-        } else {
-            cond
+        if !guidance {
+            return cond;
         }
+        let uncond = self.embed(negative, notes, "the negative prompt");
+        let (c, u) = (cond.dims()[1], uncond.dims()[1]);
+        let pad = |t: Tensor<3>, to: usize| {
+            if t.dims()[1] >= to {
+                return t;
+            }
+            let empty = self.embed("", &mut Vec::new(), "");
+            let repeats = (to - t.dims()[1]) / MAX_LEN;
+            Tensor::cat(vec![t, empty.repeat_dim(1, repeats)], 1)
+        };
+        let (cond, uncond) = (pad(cond, u), pad(uncond, c));
+        Tensor::cat(vec![uncond, cond], 0)
     }
 }
