@@ -7,6 +7,7 @@ use anyhow::{Context, Result, bail};
 use clap::ValueEnum;
 use clearpaint_core::device::{self, DeviceChoice};
 use clearpaint_core::imaging;
+use clearpaint_core::lora::LoraSpec;
 use clearpaint_core::pipelines::inpaint::{
     self, DecoderChoice, InpaintModels, InpaintRequest, Region,
 };
@@ -102,6 +103,19 @@ pub struct InpaintOptions {
     /// Resize a mask of another size to the image (off: such a mask is an error).
     #[arg(long, value_enum, default_value = "on")]
     pub mask_resize: OnOff,
+    /// A LoRA / LyCORIS .safetensors to merge for the run (kohya, diffusers / PEFT, LoHa,
+    /// LoKr): FILE, FILE:WEIGHT or FILE:TEXT_ENCODER_WEIGHT:UNET_WEIGHT; repeatable. A prompt can
+    /// name LoRAs too, as A1111: <lora:NAME:WEIGHT>.
+    #[arg(long = "lora", value_name = "FILE[:WEIGHT]", value_parser = parse_lora)]
+    pub loras: Vec<LoraSpec>,
+    /// Where the prompt's <lora:NAME:...> tags are looked up (NAME.safetensors, subfolders too).
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "weights/loras",
+        env = "CLEARPAINT_LORA_DIR"
+    )]
+    pub lora_dir: PathBuf,
 }
 
 impl InpaintOptions {
@@ -133,6 +147,8 @@ impl InpaintOptions {
             decoder: self.decoder(),
             eta: 0.0,
             resize_mask: self.mask_resize == OnOff::On,
+            loras: self.loras.clone(),
+            lora_dir: Some(self.lora_dir.clone()),
         }
     }
 
@@ -231,6 +247,27 @@ pub struct InpaintArgs {
 
 fn parse_scheduler(s: &str) -> Result<SchedulerKind, String> {
     s.parse()
+}
+
+/// `FILE`, `FILE:W` or `FILE:TE:UNET` (weights taken from the end, so a path may hold `:`).
+pub fn parse_lora(s: &str) -> Result<LoraSpec, String> {
+    let num = |v: &str| v.parse::<f64>().ok().filter(|w| w.is_finite());
+    let mut parts: Vec<&str> = s.rsplitn(3, ':').collect();
+    parts.reverse();
+    let (path, te, unet) = match parts[..] {
+        [p, a, b] if num(a).is_some() && num(b).is_some() => (p.to_string(), num(a), num(b)),
+        [p, a, b] if num(b).is_some() => (format!("{p}:{a}"), num(b), num(b)),
+        [p, a] if num(a).is_some() => (p.to_string(), num(a), num(a)),
+        _ => (s.to_string(), Some(1.0), Some(1.0)),
+    };
+    if path.is_empty() {
+        return Err(format!("{s:?}: no LoRA file"));
+    }
+    Ok(LoraSpec {
+        path: PathBuf::from(path),
+        te: te.unwrap_or(1.0),
+        unet: unet.unwrap_or(1.0),
+    })
 }
 
 fn read_latents(path: &Path) -> Result<Vec<f32>> {

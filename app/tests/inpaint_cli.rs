@@ -534,3 +534,102 @@ fn a_single_file_ldm_checkpoint_runs() {
     let params = &text.iter().find(|(k, _)| k == "parameters").unwrap().1;
     assert!(params.contains("Model: sd15-inpainting"), "{params}");
 }
+
+fn parameters(path: &Path) -> String {
+    let text = clearpaint_core::imaging::png_text(path).unwrap();
+    text.into_iter()
+        .find(|(k, _)| k == "parameters")
+        .expect("parameters")
+        .1
+}
+
+/// One 32x32 run on the tiny 9-channel pipeline with `extra` arguments and `prompt`.
+fn lora_run(dir: &Path, out: &str, prompt: &str, extra: &[&str]) -> (Output, PathBuf) {
+    let (ip, mp, op) = (dir.join("in.png"), dir.join("m.png"), dir.join(out));
+    picture(32, 32).save(&ip).unwrap();
+    rect_mask(32, 32, 8, 8, 24, 24).save(&mp).unwrap();
+    let model = fixtures().join("tiny_sd_inpaint9");
+    let mut a = base_args(s(&model), s(&ip), s(&mp), s(&op));
+    a[10] = prompt;
+    a.extend(["--region", "full"]);
+    a.extend(extra);
+    (clearpaint(&a), op)
+}
+
+#[test]
+fn a_lora_from_a_flag_or_a_prompt_tag_changes_the_result_and_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let loras = fixtures().join("lora");
+    let locon = format!("{}:0.7:1.3", s(&loras.join("locon.safetensors")));
+    let (o, plain) = lora_run(dir.path(), "plain.png", "a red fox", &[]);
+    assert!(o.status.success(), "{}", err(&o));
+    let (o, flag) = lora_run(dir.path(), "flag.png", "a red fox", &["--lora", &locon]);
+    assert!(o.status.success(), "{}", err(&o));
+    let tag = "a red fox <lora:locon:0.7:1.3>";
+    let (o, tagged) = lora_run(dir.path(), "tag.png", tag, &["--lora-dir", s(&loras)]);
+    assert!(o.status.success(), "{}", err(&o));
+    let px = |p: &Path| image::open(p).unwrap().to_rgba8();
+    assert_ne!(px(&plain), px(&flag), "the LoRA changed nothing");
+    assert_eq!(px(&flag), px(&tagged), "--lora and <lora:...> differ");
+    // A1111's text: the tag in the prompt and the file's short hash (SHA-256 after the header).
+    use sha2::Digest;
+    let bytes = std::fs::read(loras.join("locon.safetensors")).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let hash: String = sha2::Sha256::digest(&bytes[8 + n..])
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    for p in [&flag, &tagged] {
+        let params = parameters(p);
+        assert!(params.starts_with(tag), "{params}");
+        assert!(
+            params.contains(&format!("Lora hashes: \"locon: {}\"", &hash[..12])),
+            "{params}"
+        );
+    }
+}
+
+#[test]
+fn a_missing_or_foreign_lora_is_an_error_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.safetensors");
+    let (o, out) = lora_run(dir.path(), "a.png", "a fox", &["--lora", s(&missing)]);
+    assert!(
+        !o.status.success() && err(&o).contains("missing.safetensors"),
+        "{}",
+        err(&o)
+    );
+    assert!(!out.exists());
+    let (o, out) = lora_run(
+        dir.path(),
+        "b.png",
+        "a fox <lora:nope:1>",
+        &["--lora-dir", s(dir.path())],
+    );
+    assert!(
+        !o.status.success() && err(&o).contains("<lora:nope>"),
+        "{}",
+        err(&o)
+    );
+    assert!(!out.exists());
+    // An SDXL LoRA (LDM-style kohya names) on an SD 1.x model.
+    let k = "lora_unet_input_blocks_4_1_transformer_blocks_0_attn1_to_q";
+    let zeros = vec![0u8; 4 * 32];
+    let views = [
+        ("lora_down.weight", vec![2, 16]),
+        ("lora_up.weight", vec![16, 2]),
+    ]
+    .map(|(p, sh)| {
+        let v = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, sh, &zeros).unwrap();
+        (format!("{k}.{p}"), v)
+    });
+    let sdxl = dir.path().join("sdxl_style.safetensors");
+    safetensors::serialize_to_file(views, None, &sdxl).unwrap();
+    let (o, out) = lora_run(dir.path(), "c.png", "a fox", &["--lora", s(&sdxl)]);
+    let e = err(&o);
+    assert!(
+        !o.status.success() && e.contains("sdxl_style") && e.contains("match no layer"),
+        "{e}"
+    );
+    assert!(!out.exists());
+}

@@ -23,6 +23,7 @@ pub mod device;
 pub mod files;
 pub mod imaging;
 pub mod kernels;
+pub mod lora;
 pub mod models;
 pub mod noise;
 pub mod pipelines;

@@ -49,6 +49,7 @@ fn request(
         decoder,
         eta: 0.0,
         resize_mask: true,
+        ..InpaintRequest::default()
     }
 }
 

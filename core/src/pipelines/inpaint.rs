@@ -19,6 +19,7 @@ use image::{GrayImage, RgbaImage};
 
 use super::denoise::{Conditioning, Denoise};
 use super::latents;
+use super::networks::{self, Networks};
 use super::prompt::TextModels;
 use super::region;
 pub use super::region::{Region, prepare_mask};
@@ -82,6 +83,10 @@ pub struct InpaintRequest {
     pub eta: f64,
     /// Resize a mask of another size to the image (otherwise such a mask is an error).
     pub resize_mask: bool,
+    /// LoRAs to merge for this run (besides the prompt's `<lora:NAME:W>` tags).
+    pub loras: Vec<crate::lora::LoraSpec>,
+    /// Where `<lora:NAME>` tags are looked up.
+    pub lora_dir: Option<PathBuf>,
 }
 
 impl Default for InpaintRequest {
@@ -102,6 +107,8 @@ impl Default for InpaintRequest {
             decoder: DecoderChoice::Asymmetric,
             eta: 0.0,
             resize_mask: true,
+            loras: Vec::new(),
+            lora_dir: None,
         }
     }
 }
@@ -151,6 +158,8 @@ impl InpaintRequest {
             return Err(format!("--latents holds a non-finite value ({x})"));
         }
         crate::prompts::check(&self.prompt).map_err(|e| format!("--prompt: {e}"))?;
+        let dir = self.lora_dir.as_deref();
+        let (..) = super::networks::resolve(&self.prompt, "", &self.loras, dir, &mut Vec::new())?;
         crate::prompts::check(&self.negative_prompt)
             .map_err(|e| format!("--negative-prompt: {e}"))?;
         Ok(())
@@ -386,14 +395,15 @@ pub fn run(
     let [_, _, ph, pw] = img_t.dims();
     let (lh, lw) = (ph / 8, pw / 8);
 
+    let nets = with_loras(models, req, &mut notes)?;
     let text = TextModels {
         tokenizer: &models.tokenizer,
-        encoder: &models.text_encoder,
+        encoder: nets.text_encoder.as_ref().unwrap_or(&models.text_encoder),
         device,
     };
     let context = text.context(
-        &req.prompt,
-        &req.negative_prompt,
+        &nets.prompt,
+        &nets.negative_prompt,
         req.guidance > 1.0,
         &mut notes,
     );
@@ -440,7 +450,7 @@ pub fn run(
         (None, None) => Conditioning::None,
     };
     let denoise = Denoise {
-        unet: &models.unet,
+        unet: nets.unet.as_ref().unwrap_or(&models.unet),
         context: &context,
         guidance: req.guidance,
         conditioning,
@@ -462,6 +472,29 @@ pub fn run(
         notes,
         region: rect,
     })
+}
+
+/// The request's LoRAs (and prompt tags) merged into copies of the networks for this run.
+fn with_loras(
+    models: &InpaintModels,
+    req: &InpaintRequest,
+    notes: &mut Vec<String>,
+) -> Result<Networks, InpaintError> {
+    let (prompt, negative, loras) = networks::resolve(
+        &req.prompt,
+        &req.negative_prompt,
+        &req.loras,
+        req.lora_dir.as_deref(),
+        notes,
+    )
+    .map_err(InpaintError::Request)?;
+    Ok(networks::apply(
+        &models.unet,
+        &models.text_encoder,
+        prompt,
+        negative,
+        loras,
+    )?)
 }
 
 /// The request's numbers within what the scheduler can run.
@@ -581,13 +614,14 @@ pub fn a1111_parameters_for(
     width: u32,
     height: u32,
 ) -> String {
-    let mut s = req.prompt.clone();
+    let (prompt, hashes) = networks::a1111_text(&req.prompt, &req.loras, req.lora_dir.as_deref());
+    let mut s = prompt;
     if !req.negative_prompt.is_empty() {
         s.push_str(&format!("\nNegative prompt: {}", req.negative_prompt));
     }
     s.push_str(&format!(
         "\nSteps: {}, Sampler: {}, CFG scale: {}, Seed: {}, Size: {width}x{height}, Model: {}, \
-         Denoising strength: {}, Mask blur: {}, Inpaint area: {}, Decoder: {}, Version: clearpaint {}",
+         Denoising strength: {}, Mask blur: {}, Inpaint area: {}, Decoder: {}{}, Version: clearpaint {}",
         req.steps,
         req.scheduler.a1111_name(),
         req.guidance,
@@ -604,6 +638,7 @@ pub fn a1111_parameters_for(
             DecoderChoice::Asymmetric => "asymmetric VQGAN",
             DecoderChoice::Standard => "standard VAE",
         },
+        hashes.map(|h| format!(", Lora hashes: \"{h}\"")).unwrap_or_default(),
         env!("CARGO_PKG_VERSION")
     ));
     s

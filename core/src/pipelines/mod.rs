@@ -8,6 +8,7 @@
 pub mod denoise;
 pub mod inpaint;
 pub mod latents;
+pub mod networks;
 pub mod prompt;
 pub mod region;
 pub mod weather;

@@ -4,6 +4,7 @@
 
 pub mod attention;
 pub mod chunks;
+pub mod extra;
 
 use crate::models::tokenizer::ClipTokenizer;
 

@@ -1,0 +1,148 @@
+//! The LoRAs of one run: those of the request (`--lora FILE[:WEIGHT]`) and the prompt's
+//! `<lora:NAME:WEIGHT>` tags (looked up in the LoRA folder), merged into copies of the UNet and
+//! the text encoder for this run only; the prompts without their tags.
+
+use std::path::{Path, PathBuf};
+
+use crate::lora::{self, LoraSpec, keys::Net};
+use crate::models::clip::ClipTextModel;
+use crate::models::unet::UNet2DConditionModel;
+use crate::prompts::extra;
+use crate::weights::WeightsError;
+
+/// The networks and prompts a run uses once its LoRAs are applied.
+pub struct Networks {
+    /// The UNet with the LoRAs' UNet layers, when any.
+    pub unet: Option<UNet2DConditionModel>,
+    pub text_encoder: Option<ClipTextModel>,
+    pub prompt: String,
+    pub negative_prompt: String,
+    /// Every LoRA applied, with its weights (for the PNG parameters).
+    pub loras: Vec<LoraSpec>,
+}
+
+/// `NAME.safetensors` in `dir` or a folder below it (A1111 looks in subfolders too).
+pub fn find_lora(dir: &Path, name: &str) -> Option<PathBuf> {
+    let file = format!("{name}.safetensors");
+    let direct = dir.join(&file);
+    if direct.is_file() {
+        return Some(direct);
+    }
+    let mut stack = vec![(dir.to_path_buf(), 0)];
+    while let Some((d, depth)) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() && depth < 4 {
+                stack.push((p, depth + 1));
+            } else if p.file_name().is_some_and(|n| n == file.as_str()) {
+                return Some(p);
+            }
+        }
+    }
+    None
+}
+
+/// The prompts without tags and every LoRA to apply, each file found; an error names a tag
+/// whose file is not there. A LoRA tag in the negative prompt is removed and not applied (as
+/// A1111 does), with a note.
+pub fn resolve(
+    prompt: &str,
+    negative: &str,
+    loras: &[LoraSpec],
+    lora_dir: Option<&Path>,
+    notes: &mut Vec<String>,
+) -> Result<(String, String, Vec<LoraSpec>), String> {
+    let (prompt, tags, ignored) = extra::extract(prompt).map_err(|e| format!("--prompt: {e}"))?;
+    let (negative, neg_tags, neg_ignored) =
+        extra::extract(negative).map_err(|e| format!("--negative-prompt: {e}"))?;
+    for t in ignored.iter().chain(&neg_ignored) {
+        notes.push(format!(
+            "{t}: only LoRA tags are supported; the tag was ignored"
+        ));
+    }
+    if !neg_tags.is_empty() {
+        notes.push("LoRA tags in the negative prompt are not applied".into());
+    }
+    let mut specs = loras.to_vec();
+    for t in tags {
+        let dir =
+            lora_dir.ok_or_else(|| format!("<lora:{}>: no LoRA folder (--lora-dir)", t.name))?;
+        let path = find_lora(dir, &t.name).ok_or_else(|| {
+            format!(
+                "<lora:{}>: no {}.safetensors in {} (--lora-dir)",
+                t.name,
+                t.name,
+                dir.display()
+            )
+        })?;
+        specs.push(LoraSpec {
+            path,
+            te: t.te,
+            unet: t.unet,
+        });
+    }
+    for s in &specs {
+        if !s.path.is_file() {
+            return Err(format!("{}: no such LoRA file", s.path.display()));
+        }
+    }
+    Ok((prompt, negative, specs))
+}
+
+/// Applies the resolved LoRAs to copies of the UNet and the text encoder.
+pub fn apply(
+    unet: &UNet2DConditionModel,
+    text_encoder: &ClipTextModel,
+    prompt: String,
+    negative_prompt: String,
+    loras: Vec<LoraSpec>,
+) -> Result<Networks, WeightsError> {
+    let files = lora::open_all(&loras)?;
+    Ok(Networks {
+        unet: lora::patch_net(unet, &files, Net::Unet)?,
+        text_encoder: lora::patch_net(text_encoder, &files, Net::Text)?,
+        prompt,
+        negative_prompt,
+        loras,
+    })
+}
+
+/// What A1111 writes for a run's LoRAs: the prompt with a `<lora:NAME:TE[:UNET]>` tag for each
+/// `--lora` file (tags already in the prompt stay), and `Lora hashes` (`NAME: short hash`).
+pub fn a1111_text(
+    prompt: &str,
+    loras: &[LoraSpec],
+    lora_dir: Option<&Path>,
+) -> (String, Option<String>) {
+    let name = |p: &Path| {
+        p.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let mut text = prompt.to_string();
+    for s in loras {
+        let w = if s.te == s.unet {
+            format!("{}", s.te)
+        } else {
+            format!("{}:{}", s.te, s.unet)
+        };
+        text.push_str(&format!(" <lora:{}:{w}>", name(&s.path)));
+    }
+    let Ok((_, _, all)) = resolve(prompt, "", loras, lora_dir, &mut Vec::new()) else {
+        return (text, None);
+    };
+    let hashes: Vec<String> = all
+        .iter()
+        .filter_map(|s| {
+            Some(format!(
+                "{}: {}",
+                name(&s.path),
+                lora::short_hash(&s.path).ok()?
+            ))
+        })
+        .collect();
+    (text, (!hashes.is_empty()).then(|| hashes.join(", ")))
+}
