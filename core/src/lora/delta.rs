@@ -32,12 +32,27 @@ impl HostTensor {
 /// The tensors of one layer, by part name (`lora_down.weight`, `hada_w1_a`, …).
 pub type Parts = BTreeMap<String, HostTensor>;
 
+/// The largest ΔW we build (elements): SD's largest layer has 14.7M, SDXL's 29.5M. A hostile
+/// file claiming more is refused before anything is allocated.
+pub const MAX_DELTA: usize = 1 << 26;
+
+/// A zeroed buffer of `dims`' product, or an error when that is over [`MAX_DELTA`].
+fn zeros(dims: &[usize]) -> Result<Vec<f32>, String> {
+    dims.iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .filter(|&n| n <= MAX_DELTA)
+        .map(|n| vec![0f32; n])
+        .ok_or_else(|| format!("a ΔW of {dims:?} is larger than any SD layer"))
+}
+
 /// `a [m, k] @ b [k, n]`.
-pub fn matmul(a: &[f32], m: usize, k: usize, b: &[f32], n: usize) -> Vec<f32> {
-    assert!(a.len() == m * k && b.len() == k * n, "matmul shapes");
-    let mut out = vec![0f32; m * n];
+pub fn matmul(a: &[f32], m: usize, k: usize, b: &[f32], n: usize) -> Result<Vec<f32>, String> {
+    if a.len() != m * k || b.len() != k * n {
+        return Err("matmul shapes".into());
+    }
+    let mut out = zeros(&[m, n])?;
     if m == 0 || n == 0 || k == 0 {
-        return out;
+        return Ok(out);
     }
     // SAFETY: out is m x n (row stride n), a is m x k (row stride k), b is k x n (row stride
     // n), all contiguous and of exactly those lengths (asserted above).
@@ -64,7 +79,7 @@ pub fn matmul(a: &[f32], m: usize, k: usize, b: &[f32], n: usize) -> Vec<f32> {
             gemm::Parallelism::Rayon(0),
         );
     }
-    out
+    Ok(out)
 }
 
 fn get<'a>(parts: &'a Parts, name: &str) -> Result<&'a HostTensor, String> {
@@ -76,7 +91,7 @@ fn conventional(a: &HostTensor, b: &HostTensor) -> Result<Vec<f32>, String> {
     if a.cols() != b.rows() {
         return Err(format!("{:?} and {:?} do not multiply", a.shape, b.shape));
     }
-    Ok(matmul(&a.values, a.rows(), a.cols(), &b.values, b.cols()))
+    matmul(&a.values, a.rows(), a.cols(), &b.values, b.cols())
 }
 
 /// `einsum('i j k l, j r -> i r k l', t, wb)` then `einsum('i j k l, i r -> r j k l', ·, wa)`
@@ -92,13 +107,13 @@ fn tucker(t: &HostTensor, wa: &HostTensor, wb: &HostTensor) -> Result<HostTensor
         ));
     }
     let (p, q, kl) = (wa.cols(), wb.cols(), k * l);
-    let mut out = vec![0f32; p * q * kl];
+    let mut out = zeros(&[p, q, kl])?;
     for s in 0..kl {
         // core[i, j] at this kernel position; out[:, :, s] = wa^T @ core @ wb
         let core: Vec<f32> = (0..i * j).map(|x| t.values[x * kl + s]).collect();
-        let cb = matmul(&core, i, j, &wb.values, q);
+        let cb = matmul(&core, i, j, &wb.values, q)?;
         let wat: Vec<f32> = (0..p * i).map(|x| wa.values[(x % i) * p + x / i]).collect();
-        let r = matmul(&wat, p, i, &cb, q);
+        let r = matmul(&wat, p, i, &cb, q)?;
         for (x, v) in r.into_iter().enumerate() {
             out[x * kl + s] = v;
         }
@@ -126,9 +141,9 @@ fn cp(mid: &HostTensor, up: &HostTensor, down: &HostTensor) -> Result<HostTensor
 }
 
 /// Kronecker product of `[a, b]` and `[c, d]`: `[a c, b d]`.
-fn kron(w1: &HostTensor, w2: &HostTensor) -> Vec<f32> {
+fn kron(w1: &HostTensor, w2: &HostTensor) -> Result<Vec<f32>, String> {
     let (a, b, c, d) = (w1.rows(), w1.cols(), w2.rows(), w2.cols());
-    let mut out = vec![0f32; a * b * c * d];
+    let mut out = zeros(&[a, b, c, d])?;
     for i in 0..a {
         for j in 0..b {
             let s = w1.values[i * b + j];
@@ -143,7 +158,7 @@ fn kron(w1: &HostTensor, w2: &HostTensor) -> Vec<f32> {
             }
         }
     }
-    out
+    Ok(out)
 }
 
 /// ΔW of one layer (unscaled) and the dim that `alpha` divides.
@@ -205,7 +220,7 @@ fn lokr(parts: &Parts) -> Result<(Vec<f32>, Option<usize>), String> {
         .get("lokr_w2_b")
         .or(parts.get("lokr_w1_b"))
         .map(|b| b.rows());
-    Ok((kron(&w1, &w2), dim))
+    Ok((kron(&w1, &w2)?, dim))
 }
 
 /// The layer's ΔW, scaled as A1111 scales it (before the user's weight).
@@ -220,10 +235,11 @@ pub fn delta(parts: &Parts) -> Result<Vec<f32>, String> {
         (None, Some(a), Some(dim)) if dim > 0 => a / dim as f32,
         _ => 1.0,
     };
-    if !scale.is_finite() {
-        return Err(format!("scale {scale} is not finite"));
+    let d: Vec<f32> = d.into_iter().map(|v| v * scale).collect();
+    if !scale.is_finite() || d.iter().any(|v| !v.is_finite()) {
+        return Err(format!("non-finite values (scale {scale})"));
     }
-    Ok(d.into_iter().map(|v| v * scale).collect())
+    Ok(d)
 }
 
 #[cfg(test)]
@@ -255,7 +271,7 @@ mod tests {
         let a = t(&[1., 2.], &[1, 2]);
         let b = t(&[1., 10., 100., 1000.], &[2, 2]);
         assert_eq!(
-            kron(&a, &b),
+            kron(&a, &b).unwrap(),
             vec![1., 10., 2., 20., 100., 1000., 200., 2000.]
         );
     }
