@@ -128,7 +128,7 @@ pub fn save_png(
             png::ColorType::Rgb
         });
         for (k, v) in text {
-            add_text(&mut enc, k, v).map_err(|e| werr(short(e)))?;
+            add_text(&mut enc, k, v).map_err(werr)?;
         }
         let mut writer = enc.write_header().map_err(|e| werr(short(e)))?;
         let data: Vec<u8> = if keep_alpha {
@@ -144,18 +144,29 @@ pub fn save_png(
 
 /// One text chunk as A1111 (PIL) writes it: `tEXt` when the text is Latin-1, otherwise UTF-8
 /// `iTXt` (prompts with curly quotes, dashes, CJK or emoji). NUL characters, which neither
-/// chunk may hold, are dropped.
-fn add_text<W: Write>(
-    enc: &mut png::Encoder<W>,
-    keyword: &str,
-    text: &str,
-) -> Result<(), png::EncodingError> {
+/// chunk may hold, are dropped. The keyword must be what PNG allows (1-79 Latin-1 characters,
+/// no NUL, no leading or trailing space): the png crate would write any other as a corrupt
+/// chunk.
+fn add_text<W: Write>(enc: &mut png::Encoder<W>, keyword: &str, text: &str) -> Result<(), String> {
+    let n = keyword.chars().count();
+    if n == 0
+        || n > 79
+        || keyword.chars().any(|c| c == '\0' || (c as u32) > 255)
+        || keyword.starts_with(' ')
+        || keyword.ends_with(' ')
+    {
+        return Err(format!(
+            "{keyword:?} is not a PNG text keyword (1-79 Latin-1 characters, no NUL, no \
+             leading or trailing space)"
+        ));
+    }
     let text: String = text.chars().filter(|&c| c != '\0').collect();
-    if text.chars().all(|c| (c as u32) < 256) {
+    let r = if text.chars().all(|c| (c as u32) < 256) {
         enc.add_text_chunk(keyword.to_string(), text)
     } else {
         enc.add_itxt_chunk(keyword.to_string(), text)
-    }
+    };
+    r.map_err(short)
 }
 
 /// Reads the text chunks of a PNG (`tEXt`, `zTXt` and `iTXt`, in that order), for tests and
