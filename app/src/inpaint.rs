@@ -116,6 +116,15 @@ pub struct InpaintOptions {
         env = "CLEARPAINT_LORA_DIR"
     )]
     pub lora_dir: PathBuf,
+    /// Textual-inversion embeddings (A1111 / diffusers .safetensors): a prompt uses one by
+    /// its file name, e.g. "a photo in mystyle" with mystyle.safetensors here.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "weights/embeddings",
+        env = "CLEARPAINT_EMBEDDING_DIR"
+    )]
+    pub embedding_dir: PathBuf,
 }
 
 impl InpaintOptions {
@@ -149,6 +158,7 @@ impl InpaintOptions {
             resize_mask: self.mask_resize == OnOff::On,
             loras: self.loras.clone(),
             lora_dir: Some(self.lora_dir.clone()),
+            embedding_dir: Some(self.embedding_dir.clone()),
         }
     }
 

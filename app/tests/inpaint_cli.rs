@@ -633,3 +633,29 @@ fn a_missing_or_foreign_lora_is_an_error_and_nothing_is_written() {
     );
     assert!(!out.exists());
 }
+
+#[test]
+fn a_textual_inversion_embedding_named_in_the_prompt_is_used_and_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let emb = fixtures().join("embeddings");
+    let none = dir.path().join("no-embeddings");
+    let prompt = "a photo in mystyle";
+    let (o, without) = lora_run(dir.path(), "a.png", prompt, &["--embedding-dir", s(&none)]);
+    assert!(o.status.success(), "{}", err(&o));
+    let (o, with) = lora_run(dir.path(), "b.png", prompt, &["--embedding-dir", s(&emb)]);
+    assert!(o.status.success(), "{}", err(&o));
+    let px = |p: &Path| image::open(p).unwrap().to_rgba8();
+    assert_ne!(px(&without), px(&with), "the embedding changed nothing");
+    use sha2::Digest;
+    let bytes = std::fs::read(emb.join("mystyle.safetensors")).unwrap();
+    let hash: String = sha2::Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let params = parameters(&with);
+    assert!(
+        params.contains(&format!("TI hashes: \"mystyle: {}\"", &hash[..12])),
+        "{params}"
+    );
+    assert!(!parameters(&without).contains("TI hashes"));
+}

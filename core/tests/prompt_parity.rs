@@ -6,7 +6,7 @@ use burn::tensor::Device;
 use clearpaint_core::models::clip::{self, ClipTextModel};
 use clearpaint_core::models::tokenizer::ClipTokenizer;
 use clearpaint_core::pipelines::prompt::TextModels;
-use clearpaint_core::prompts;
+use clearpaint_core::prompts::{self, EmbeddingDb};
 use clearpaint_core::testing::{
     assert_close, fixture, test_devices, to_vec, write_formula_weights_as,
 };
@@ -51,7 +51,7 @@ fn runs_and_chunks_are_a1111s_exactly() {
         assert_eq!(texts(&ours), texts(&runs), "runs of {text:?}");
         let w = |r: &[(String, f64)]| r.iter().map(|x| x.1).collect::<Vec<_>>();
         same_weights(&w(&ours), &w(&runs), text);
-        let chunked = prompts::prepare(&tok, text);
+        let chunked = prompts::prepare(&tok, text, None);
         let ids: Vec<Vec<u32>> = serde_json::from_value(p["ids"].clone()).unwrap();
         let weights: Vec<Vec<f64>> = serde_json::from_value(p["weights"].clone()).unwrap();
         let ours_ids: Vec<Vec<u32>> = chunked.chunks.iter().map(|c| c.ids.clone()).collect();
@@ -94,6 +94,7 @@ fn embeddings_and_padded_contexts_match_a1111() {
             tokenizer: &tok,
             encoder: &loaded.model,
             device: &dev.device,
+            embeddings: None,
         };
         // A1111's own float32 arithmetic is the reference: 1e-5 on the CPU.
         let tol = if dev.name == "flex" {
@@ -135,7 +136,70 @@ fn embeddings_and_padded_contexts_match_a1111() {
 fn a_prompt_past_the_chunk_limit_drops_the_rest_and_says_how_much() {
     let tok = ClipTokenizer::bundled();
     let limit = prompts::MAX_CHUNKS * prompts::CHUNK;
-    let chunked = prompts::prepare(&tok, &"word ".repeat(limit + 30));
+    let chunked = prompts::prepare(&tok, &"word ".repeat(limit + 30), None);
     assert_eq!(chunked.chunks.len(), prompts::MAX_CHUNKS);
     assert_eq!(chunked.dropped, 30);
+}
+
+#[test]
+fn textual_inversion_embeddings_are_placed_and_encoded_as_a1111_does() {
+    let r = reference();
+    let io = SafetensorsFile::open(fixture("prompt_a1111_io.safetensors")).unwrap();
+    let dir = encoder_folder(&r);
+    let tok = ClipTokenizer::bundled();
+    let mut notes = Vec::new();
+    let db = EmbeddingDb::load(&fixture("embeddings"), &tok, 16, &mut notes);
+    let names: Vec<&str> = db.list.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["bigembed", "cat-toy", "mystyle"]);
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert!(
+        notes[0].contains("sdxl_thing") && notes[0].contains("SDXL"),
+        "{notes:?}"
+    );
+    assert!(
+        notes[1].contains("wide") && notes[1].contains("16 wide"),
+        "{notes:?}"
+    );
+    for dev in test_devices() {
+        let loaded = clip::load_folder(dir.path(), &dev.device).unwrap();
+        let text = TextModels {
+            tokenizer: &tok,
+            encoder: &loaded.model,
+            device: &dev.device,
+            embeddings: Some(&db),
+        };
+        let tol = if dev.name == "flex" {
+            1e-5
+        } else {
+            dev.tolerance
+        };
+        for (i, p) in r["ti_prompts"].as_array().unwrap().iter().enumerate() {
+            let prompt = p["prompt"].as_str().unwrap();
+            let chunked = prompts::prepare(&tok, prompt, Some(&db));
+            let ids: Vec<Vec<u32>> = serde_json::from_value(p["ids"].clone()).unwrap();
+            let ours: Vec<Vec<u32>> = chunked.chunks.iter().map(|c| c.ids.clone()).collect();
+            assert_eq!(ours, ids, "ids of {prompt:?}");
+            let fixes: Vec<Vec<(usize, String)>> =
+                serde_json::from_value(p["fixes"].clone()).unwrap();
+            let ours: Vec<Vec<(usize, String)>> = chunked
+                .chunks
+                .iter()
+                .map(|c| {
+                    c.fixes
+                        .iter()
+                        .map(|&(at, e)| (at, db.list[e].name.clone()))
+                        .collect()
+                })
+                .collect();
+            assert_eq!(ours, fixes, "embeddings of {prompt:?}");
+            let z = text.embed(prompt, &mut Vec::new(), "the prompt");
+            let what = format!("embedding of {prompt:?} on {}", dev.name);
+            assert_close(
+                &what,
+                &to_vec(z),
+                &io.read_f32(&format!("ti{i}")).unwrap(),
+                tol,
+            );
+        }
+    }
 }

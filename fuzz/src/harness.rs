@@ -357,7 +357,7 @@ pub fn prompt(data: &[u8]) {
         static TOK: ClipTokenizer = ClipTokenizer::bundled();
     }
     TOK.with(|t| {
-        let c = prompts::chunk(t, &runs);
+        let c = prompts::chunk(t, &runs, None);
         assert!(!c.chunks.is_empty() && c.chunks.len() <= prompts::MAX_CHUNKS);
         for ch in &c.chunks {
             assert_eq!((ch.ids.len(), ch.weights.len()), (MAX_LEN, MAX_LEN));

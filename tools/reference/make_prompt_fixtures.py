@@ -100,13 +100,25 @@ CHUNK = 75
 BACKTRACK = 20
 
 
-def tokenize_line(tok, line):
+def find_embedding_at_position(db, tokens, offset):
+    """modules/textual_inversion/textual_inversion.py EmbeddingDatabase."""
+    possible = db.get(tokens[offset])
+    if possible is None:
+        return None, None
+    for ids, embedding in possible:
+        if tokens[offset:offset + len(ids)] == ids:
+            return embedding, len(ids)
+    return None, None
+
+
+def tokenize_line(tok, line, db=None):
+    db = db or {}
     parsed = parse_prompt_attention(line)
     tokenized = tok([t for t, _ in parsed], truncation=False, add_special_tokens=False)["input_ids"]
     id_start, id_end = tok.bos_token_id, tok.eos_token_id
     comma = tok.get_vocab().get(",</w>")
     chunks = []
-    chunk = {"tokens": [], "multipliers": []}
+    chunk = {"tokens": [], "multipliers": [], "fixes": []}
     last_comma = -1
 
     def next_chunk():
@@ -119,7 +131,7 @@ def tokenize_line(tok, line):
         chunk["multipliers"] = [1.0] + chunk["multipliers"] + [1.0]
         last_comma = -1
         chunks.append(chunk)
-        chunk = {"tokens": [], "multipliers": []}
+        chunk = {"tokens": [], "multipliers": [], "fixes": []}
 
     for tokens, (text, weight) in zip(tokenized, parsed):
         if text == "BREAK" and weight == -1:
@@ -142,9 +154,19 @@ def tokenize_line(tok, line):
                 chunk["multipliers"] = reloc_mults
             if len(chunk["tokens"]) == CHUNK:
                 next_chunk()
-            chunk["tokens"].append(token)
-            chunk["multipliers"].append(weight)
-            position += 1
+            embedding, embedding_length_in_tokens = find_embedding_at_position(db, tokens, position)
+            if embedding is None:
+                chunk["tokens"].append(token)
+                chunk["multipliers"].append(weight)
+                position += 1
+                continue
+            emb_len = int(embedding["vec"].shape[0])
+            if len(chunk["tokens"]) + emb_len > CHUNK:
+                next_chunk()
+            chunk["fixes"].append((len(chunk["tokens"]), embedding))
+            chunk["tokens"] += [0] * emb_len
+            chunk["multipliers"] += [weight] * emb_len
+            position += embedding_length_in_tokens
     if chunk["tokens"] or not chunks:
         next_chunk()
     return parsed, chunks
@@ -156,7 +178,17 @@ def process_tokens(model, tok, chunk):
     if tok.eos_token_id != tok.pad_token_id:
         index = chunk["tokens"].index(tok.eos_token_id)
         tokens[0, index + 1:] = tok.pad_token_id
+    # EmbeddingsWithFixes: the vectors replace the placeholders' token embeddings.
+    def fix(module, args, out):
+        for offset, embedding in chunk.get("fixes", []):
+            emb = embedding["vec"]
+            emb_len = min(out.shape[1] - offset - 1, emb.shape[0])
+            out = torch.cat([out[:, :offset + 1], emb[None, :emb_len], out[:, offset + 1 + emb_len:]], 1)
+        return out
+    token_embedding = next(m for n, m in model.named_modules() if n.endswith("token_embedding"))
+    handle = token_embedding.register_forward_hook(fix)
     z = model(input_ids=tokens).last_hidden_state
+    handle.remove()
     multipliers = torch.asarray([chunk["multipliers"]])
     original_mean = z.mean()
     z = z * multipliers.reshape(multipliers.shape + (1,)).expand(z.shape)
@@ -209,6 +241,44 @@ PROMPTS = [
 PAIRS = [(LONG * 2, "lowres, bad anatomy"), ("a cat", "word " * 100)]
 
 
+# Textual-inversion files: A1111's emb_params, diffusers' one tensor, a long one that does
+# not fit after 70 tokens, and two the SD 1.x model skips (SDXL, another width).
+EMBEDDINGS = {
+    "mystyle": {"emb_params": (3, 16)},
+    "cat-toy": {"<cat-toy>": (16,)},
+    "bigembed": {"emb_params": (40, 16)},
+    "sdxl_thing": {"clip_l": (2, 16), "clip_g": (2, 32)},
+    "wide": {"emb_params": (2, 32)},
+}
+TI_PROMPTS = [
+    "a photo in mystyle",
+    "(mystyle:1.3) and a cat-toy, [cat-toy]",
+    "cat-toy BREAK mystyle of a cat",
+    ("word " * 70) + "bigembed at the end",
+    "mystyle mystyle mystyle",
+    "mystyles and cat-toys are not names",
+]
+
+
+def embedding_db(tok):
+    """Writes fixtures/embeddings/ and returns A1111's ids lookup for the SD 1.x ones."""
+    d = os.path.join(OUT, "embeddings")
+    os.makedirs(d, exist_ok=True)
+    g = torch.Generator().manual_seed(3)
+    db = {}
+    for name, tensors in EMBEDDINGS.items():
+        data = {k: torch.randn(*shape, generator=g) for k, shape in tensors.items()}
+        save_file(data, os.path.join(d, f"{name}.safetensors"))
+        vec = data.get("emb_params", next(iter(data.values())))
+        if "clip_l" in data or vec.shape[-1] != 16:
+            continue
+        vec = vec[None] if vec.dim() == 1 else vec
+        ids = tok([name], truncation=False, add_special_tokens=False)["input_ids"][0]
+        db[ids[0]] = sorted(db.get(ids[0], []) + [(ids, {"name": name, "vec": vec})],
+                            key=lambda x: len(x[0]), reverse=True)
+    return db
+
+
 def main():
     with tempfile.TemporaryDirectory() as d:
         write_vocab(d)
@@ -243,9 +313,16 @@ def main():
             elif reps < 0:
                 cond = torch.cat([cond, empty.repeat(1, -reps, 1)], 1)
             io[f"pair{j}"] = torch.cat([unc, cond], 0).contiguous()
+        db = embedding_db(tok)
+        ti = []
+        for i, p in enumerate(TI_PROMPTS):
+            _, chunks = tokenize_line(tok, p, db)
+            io[f"ti{i}"] = torch.cat([process_tokens(model, tok, c)[1] for c in chunks], 1).contiguous()
+            ti.append({"prompt": p, "ids": [c["tokens"] for c in chunks],
+                       "fixes": [[[o + 1, e["name"]] for o, e in c["fixes"]] for c in chunks]})
     config = {k: v for k, v in cfg.to_dict().items() if not k.startswith("_")}
     with open(os.path.join(OUT, "prompt_a1111.json"), "w") as f:
-        json.dump({"config": config, "prompts": meta,
+        json.dump({"config": config, "prompts": meta, "ti_prompts": ti,
                    "pairs": [{"prompt": p, "negative": n} for p, n in PAIRS]}, f, ensure_ascii=False)
     save_file(io, os.path.join(OUT, "prompt_a1111_io.safetensors"))
     print("wrote", len(PROMPTS), "prompts and", len(PAIRS), "pairs")

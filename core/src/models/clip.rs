@@ -182,6 +182,11 @@ impl ClipTextModel {
         }
     }
 
+    /// The width of the token embeddings (and of a textual-inversion vector).
+    pub fn hidden_size(&self) -> usize {
+        self.embeddings.token_embedding.weight.dims()[1]
+    }
+
     /// The last hidden state for token ids `[B, T]` (T ≤ max_position_embeddings).
     pub fn forward(&self, ids: Tensor<2, Int>) -> Tensor<3> {
         self.forward_hidden(ids, 0)
@@ -190,13 +195,23 @@ impl ClipTextModel {
     /// The hidden state `skip` layers before the last, through the final LayerNorm
     /// ("CLIP skip"; 0 = the last hidden state).
     pub fn forward_hidden(&self, ids: Tensor<2, Int>, skip: usize) -> Tensor<3> {
-        let [b, t] = ids.dims();
-        let device = ids.device();
+        self.forward_tokens(self.token_embeddings(ids), skip)
+    }
+
+    /// The token embeddings `[B, T, D]` of ids `[B, T]` (before the position embedding): where
+    /// textual-inversion vectors replace rows.
+    pub fn token_embeddings(&self, ids: Tensor<2, Int>) -> Tensor<3> {
+        self.embeddings.token_embedding.forward(ids)
+    }
+
+    /// [`forward_hidden`](Self::forward_hidden) from token embeddings `[B, T, D]`.
+    pub fn forward_tokens(&self, tokens: Tensor<3>, skip: usize) -> Tensor<3> {
+        let [b, t, _] = tokens.dims();
+        let device = tokens.device();
         let pos: Tensor<2, Int> = Tensor::<1, Int>::arange(0..t as i64, &device)
             .reshape([1, t])
             .repeat_dim(0, b);
-        let mut x = self.embeddings.token_embedding.forward(ids)
-            + self.embeddings.position_embedding.forward(pos);
+        let mut x = tokens + self.embeddings.position_embedding.forward(pos);
         let n = self.encoder.layers.len().saturating_sub(skip);
         for layer in &self.encoder.layers[..n] {
             let r = x.clone();

@@ -31,6 +31,7 @@ use crate::models::tokenizer::{ClipTokenizer, TokenizerError};
 use crate::models::unet::{self, UNet2DConditionModel, UNetConfig};
 use crate::models::vae::{self, AutoencoderKL, VaeConfig, downsample_mask};
 use crate::progress::{CancelToken, Progress};
+use crate::prompts::EmbeddingDb;
 use crate::schedulers::{Scheduler, SchedulerConfig, SchedulerKind};
 use crate::weights::{SafetensorsFile, WeightsError, read_config};
 
@@ -87,6 +88,8 @@ pub struct InpaintRequest {
     pub loras: Vec<crate::lora::LoraSpec>,
     /// Where `<lora:NAME>` tags are looked up.
     pub lora_dir: Option<PathBuf>,
+    /// Textual-inversion embeddings (`NAME.safetensors`, used where NAME is in a prompt).
+    pub embedding_dir: Option<PathBuf>,
 }
 
 impl Default for InpaintRequest {
@@ -109,6 +112,7 @@ impl Default for InpaintRequest {
             resize_mask: true,
             loras: Vec::new(),
             lora_dir: None,
+            embedding_dir: None,
         }
     }
 }
@@ -400,6 +404,7 @@ pub fn run(
         tokenizer: &models.tokenizer,
         encoder: nets.text_encoder.as_ref().unwrap_or(&models.text_encoder),
         device,
+        embeddings: nets.embeddings.as_ref(),
     };
     let context = text.context(
         &nets.prompt,
@@ -474,7 +479,8 @@ pub fn run(
     })
 }
 
-/// The request's LoRAs (and prompt tags) merged into copies of the networks for this run.
+/// The request's LoRAs (and prompt tags) merged into copies of the networks for this run, and
+/// its embeddings folder read.
 fn with_loras(
     models: &InpaintModels,
     req: &InpaintRequest,
@@ -488,13 +494,12 @@ fn with_loras(
         notes,
     )
     .map_err(InpaintError::Request)?;
-    Ok(networks::apply(
-        &models.unet,
-        &models.text_encoder,
-        prompt,
-        negative,
-        loras,
-    )?)
+    let mut nets = networks::apply(&models.unet, &models.text_encoder, prompt, negative, loras)?;
+    nets.embeddings = req.embedding_dir.as_deref().map(|d| {
+        let dim = models.text_encoder.hidden_size();
+        EmbeddingDb::load(d, &models.tokenizer, dim, notes)
+    });
+    Ok(nets)
 }
 
 /// The request's numbers within what the scheduler can run.
@@ -604,7 +609,17 @@ pub fn a1111_parameters(
     width: u32,
     height: u32,
 ) -> String {
-    a1111_parameters_for(req, &models.model_name, width, height)
+    let mut s = a1111_parameters_for(req, &models.model_name, width, height);
+    let prompts = [req.prompt.as_str(), req.negative_prompt.as_str()];
+    let dim = models.text_encoder.hidden_size();
+    let ti = req
+        .embedding_dir
+        .as_deref()
+        .and_then(|d| networks::ti_hashes(&models.tokenizer, dim, d, &prompts));
+    if let (Some(ti), Some(at)) = (ti, s.rfind(", Version: clearpaint")) {
+        s.insert_str(at, &format!(", TI hashes: \"{ti}\""));
+    }
+    s
 }
 
 /// [`a1111_parameters`] for a model name ("classical" for the classical engine).

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::lora::{self, LoraSpec, keys::Net};
 use crate::models::clip::ClipTextModel;
 use crate::models::unet::UNet2DConditionModel;
-use crate::prompts::extra;
+use crate::prompts::{EmbeddingDb, extra};
 use crate::weights::WeightsError;
 
 /// The networks and prompts a run uses once its LoRAs are applied.
@@ -19,6 +19,8 @@ pub struct Networks {
     pub negative_prompt: String,
     /// Every LoRA applied, with its weights (for the PNG parameters).
     pub loras: Vec<LoraSpec>,
+    /// The textual-inversion embeddings prompts may name.
+    pub embeddings: Option<EmbeddingDb>,
 }
 
 /// `NAME.safetensors` in `dir` or a folder below it (A1111 looks in subfolders too).
@@ -107,6 +109,7 @@ pub fn apply(
         prompt,
         negative_prompt,
         loras,
+        embeddings: None,
     })
 }
 
@@ -145,4 +148,45 @@ pub fn a1111_text(
         })
         .collect();
     (text, (!hashes.is_empty()).then(|| hashes.join(", ")))
+}
+
+/// A1111's `TI hashes` (`NAME: short hash`, the first 12 hex digits of the file's SHA-256) of
+/// the embeddings the prompts use.
+pub fn ti_hashes(
+    tok: &crate::models::tokenizer::ClipTokenizer,
+    dim: usize,
+    dir: &Path,
+    prompts: &[&str],
+) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    let db = EmbeddingDb::load(dir, tok, dim, &mut Vec::new());
+    if db.is_empty() {
+        return None;
+    }
+    let mut used: Vec<usize> = Vec::new();
+    for p in prompts {
+        let Ok((text, _, _)) = extra::extract(p) else {
+            continue;
+        };
+        for c in crate::prompts::prepare(tok, &text, Some(&db)).chunks {
+            for &(_, i) in &c.fixes {
+                if !used.contains(&i) {
+                    used.push(i);
+                }
+            }
+        }
+    }
+    let hashes: Vec<String> = used
+        .iter()
+        .filter_map(|&i| {
+            let e = &db.list[i];
+            let bytes = std::fs::read(&e.path).ok()?;
+            let hex: String = Sha256::digest(&bytes)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            Some(format!("{}: {}", e.name, &hex[..12]))
+        })
+        .collect();
+    (!hashes.is_empty()).then(|| hashes.join(", "))
 }

@@ -9,20 +9,22 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::models::clip::{self, ClipTextModel};
 use crate::models::tokenizer::{ClipTokenizer, MAX_LEN};
-use crate::prompts::{self, Chunk, MAX_CHUNKS};
+use crate::prompts::{self, Chunk, EmbeddingDb, MAX_CHUNKS};
 
-/// The text encoder and its tokenizer, as a pipeline holds them.
+/// The text encoder and its tokenizer, as a pipeline holds them, and the textual-inversion
+/// embeddings prompts may name.
 pub struct TextModels<'a> {
     pub tokenizer: &'a ClipTokenizer,
     pub encoder: &'a ClipTextModel,
     pub device: &'a Device,
+    pub embeddings: Option<&'a EmbeddingDb>,
 }
 
 impl TextModels<'_> {
     /// `[1, 77 x chunks, hidden]` embeddings of one prompt; `what` names it in the note about
     /// dropped tokens.
     pub fn embed(&self, prompt: &str, notes: &mut Vec<String>, what: &str) -> Tensor<3> {
-        let chunked = prompts::prepare(self.tokenizer, prompt);
+        let chunked = prompts::prepare(self.tokenizer, prompt, self.embeddings);
         if chunked.dropped > 0 {
             notes.push(format!(
                 "{what} is longer than {} tokens: the last {} token(s) were dropped",
@@ -37,9 +39,22 @@ impl TextModels<'_> {
     /// One chunk through CLIP, then A1111's emphasis: `z * w`, rescaled so the mean of the
     /// chunk's embedding is what it was before weighting.
     fn embed_chunk(&self, c: &Chunk) -> Tensor<3> {
-        let z = self
-            .encoder
-            .forward(clip::ids_tensor(std::slice::from_ref(&c.ids), self.device));
+        let ids = clip::ids_tensor(std::slice::from_ref(&c.ids), self.device);
+        let z = match self.embeddings {
+            Some(db) if !c.fixes.is_empty() => {
+                let mut tokens = self.encoder.token_embeddings(ids);
+                let dim = tokens.dims()[2];
+                for &(at, i) in &c.fixes {
+                    // As A1111's EmbeddingsWithFixes: the vectors that fit before the end.
+                    let n = db.list[i].n.min(MAX_LEN - at);
+                    let v = db.list[i].vectors[..n * dim].to_vec();
+                    let v = Tensor::<3>::from_data(TensorData::new(v, [1, n, dim]), self.device);
+                    tokens = tokens.slice_assign([0..1, at..at + n, 0..dim], v);
+                }
+                self.encoder.forward_tokens(tokens, 0)
+            }
+            _ => self.encoder.forward(ids),
+        };
         if c.weights.iter().all(|&w| w == 1.0) {
             return z;
         }

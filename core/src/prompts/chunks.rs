@@ -7,10 +7,15 @@
 //!   next chunk when that comma is within the last 20 tokens (A1111's default
 //!   `comma_padding_backtrack`), so a phrase is not cut in two.
 //! - Every token keeps its run's weight; BOS, EOS and padding have weight 1.
+//! - A textual-inversion embedding's name becomes as many placeholder tokens as it has vectors
+//!   (starting a new chunk if they do not fit), recorded as a fix: where its vectors go. (When
+//!   comma backtracking moves the words after a comma to the next chunk, their fixes move with
+//!   them; A1111 leaves them behind in the old chunk.)
 
 use crate::models::tokenizer::{ClipTokenizer, MAX_LEN};
 
 use super::attention::{Run, is_break};
+use super::embeddings::EmbeddingDb;
 
 /// Tokens per chunk between BOS and EOS.
 pub const CHUNK: usize = MAX_LEN - 2;
@@ -19,11 +24,13 @@ pub const COMMA_BACKTRACK: usize = 20;
 /// The most chunks a prompt may have (1200 tokens); the rest is dropped with a note.
 pub const MAX_CHUNKS: usize = 16;
 
-/// One 77-token CLIP input and the weight of each position.
+/// One 77-token CLIP input, the weight of each position, and the embeddings placed in it
+/// (position of the first vector, index in the [`EmbeddingDb`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Chunk {
     pub ids: Vec<u32>,
     pub weights: Vec<f64>,
+    pub fixes: Vec<(usize, usize)>,
 }
 
 /// A prompt as chunks, with how many of its tokens they hold and how many did not fit in
@@ -41,6 +48,8 @@ struct Packer<'a> {
     ids: Vec<u32>,
     weights: Vec<f64>,
     last_comma: Option<usize>,
+    /// Embeddings in the current chunk: (offset among its prompt tokens, index).
+    fixes: Vec<(usize, usize)>,
     /// Prompt tokens in each closed chunk.
     lens: Vec<usize>,
 }
@@ -66,11 +75,18 @@ impl Packer<'_> {
         weights.push(1.0);
         weights.append(&mut self.weights);
         weights.resize(MAX_LEN, 1.0);
-        self.chunks.push(Chunk { ids, weights });
+        let fixes = self.fixes.drain(..).map(|(o, i)| (o + 1, i)).collect();
+        self.chunks.push(Chunk {
+            ids,
+            weights,
+            fixes,
+        });
         self.last_comma = None;
     }
 
-    fn push(&mut self, token: u32, weight: f64, comma: Option<u32>) {
+    /// What A1111 does before each token: note a comma; when the chunk is full, move the
+    /// words after a recent comma to the next chunk; close a full chunk.
+    fn before(&mut self, token: u32, comma: Option<u32>) {
         if Some(token) == comma {
             self.last_comma = Some(self.ids.len());
         } else if let Some(c) = self.last_comma
@@ -79,20 +95,43 @@ impl Packer<'_> {
         {
             let ids = self.ids.split_off(c + 1);
             let weights = self.weights.split_off(c + 1);
+            let (keep, moved): (Vec<_>, Vec<_>) = self.fixes.iter().partition(|f| f.0 <= c);
+            self.fixes = keep;
             self.next_chunk();
             self.ids = ids;
             self.weights = weights;
+            self.fixes = moved.into_iter().map(|(o, i)| (o - c - 1, i)).collect();
         }
         if self.ids.len() == CHUNK {
             self.next_chunk();
         }
-        self.ids.push(token);
-        self.weights.push(weight);
+    }
+
+    /// One run's tokens, with embeddings where their names appear.
+    fn run(&mut self, tokens: &[u32], weight: f64, comma: Option<u32>, db: Option<&EmbeddingDb>) {
+        let mut pos = 0;
+        while pos < tokens.len() {
+            self.before(tokens[pos], comma);
+            let Some((i, len)) = db.and_then(|db| db.find(tokens, pos)) else {
+                self.ids.push(tokens[pos]);
+                self.weights.push(weight);
+                pos += 1;
+                continue;
+            };
+            let n = db.map_or(0, |db| db.list[i].n);
+            if self.ids.len() + n > CHUNK {
+                self.next_chunk();
+            }
+            self.fixes.push((self.ids.len(), i));
+            self.ids.extend(std::iter::repeat_n(0, n));
+            self.weights.extend(std::iter::repeat_n(weight, n));
+            pos += len;
+        }
     }
 }
 
-/// The chunks of a parsed prompt.
-pub fn chunk(tok: &ClipTokenizer, runs: &[Run]) -> Chunked {
+/// The chunks of a parsed prompt, with the embeddings of `db` where their names appear.
+pub fn chunk(tok: &ClipTokenizer, runs: &[Run], db: Option<&EmbeddingDb>) -> Chunked {
     let comma = match tok.tokenize(",").as_slice() {
         [_, c, _] => Some(*c),
         _ => None,
@@ -103,6 +142,7 @@ pub fn chunk(tok: &ClipTokenizer, runs: &[Run]) -> Chunked {
         ids: Vec::new(),
         weights: Vec::new(),
         last_comma: None,
+        fixes: Vec::new(),
         lens: Vec::new(),
     };
     for run in runs {
@@ -111,9 +151,7 @@ pub fn chunk(tok: &ClipTokenizer, runs: &[Run]) -> Chunked {
             continue;
         }
         let ids = tok.tokenize(&run.0);
-        for &t in &ids[1..ids.len() - 1] {
-            p.push(t, run.1, comma);
-        }
+        p.run(&ids[1..ids.len() - 1], run.1, comma, db);
     }
     if !p.ids.is_empty() || p.chunks.is_empty() {
         p.next_chunk();

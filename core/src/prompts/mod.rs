@@ -4,6 +4,7 @@
 
 pub mod attention;
 pub mod chunks;
+pub mod embeddings;
 pub mod extra;
 
 use crate::models::tokenizer::ClipTokenizer;
@@ -11,9 +12,12 @@ use crate::models::tokenizer::ClipTokenizer;
 pub use attention::{Run, parse};
 pub use chunks::{CHUNK, Chunk, Chunked, MAX_CHUNKS, chunk};
 
-/// A prompt's chunks: parsed for emphasis and `BREAK`, tokenized and packed.
-pub fn prepare(tok: &ClipTokenizer, prompt: &str) -> Chunked {
-    chunk(tok, &parse(prompt))
+pub use embeddings::EmbeddingDb;
+
+/// A prompt's chunks: parsed for emphasis and `BREAK`, tokenized and packed, with the
+/// embeddings of `db` where their names appear.
+pub fn prepare(tok: &ClipTokenizer, prompt: &str, db: Option<&EmbeddingDb>) -> Chunked {
+    chunk(tok, &parse(prompt), db)
 }
 
 /// A prompt's weights must be finite numbers (`(a:1e999)` is not); the error quotes the text.
