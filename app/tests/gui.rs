@@ -496,3 +496,73 @@ fn a_diffusion_run_with_a_tiny_model_adds_a_result_saved_with_its_parameters() {
         "{params}"
     );
 }
+
+#[test]
+fn loras_are_listed_switched_on_with_a_weight_and_used_by_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = assets().join("../tools/reference/fixtures");
+    std::fs::create_dir_all(dir.path().join("styles")).unwrap();
+    std::fs::copy(
+        fixtures.join("lora/locon.safetensors"),
+        dir.path().join("styles/locon.safetensors"),
+    )
+    .unwrap();
+    std::fs::copy(
+        fixtures.join("lora/peft.safetensors"),
+        dir.path().join("peft.safetensors"),
+    )
+    .unwrap();
+    let mut app = opened();
+    let mask = image::open(assets().join("sample_mask.png"))
+        .unwrap()
+        .to_luma8();
+    app.editor.as_mut().unwrap().set_mask(mask).unwrap();
+    app.settings.engine = EngineChoice::Diffusion;
+    app.settings.model_dir = fixtures.join("tiny_sd_inpaint9").display().to_string();
+    app.settings.request.steps = 2;
+    app.settings.request.prompt = "a red fox, ".repeat(375);
+    app.settings.device = clearpaint_core::device::DeviceChoice::Cpu;
+    app.loras.dir = dir.path().display().to_string();
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1200.0, 1600.0))
+        .build_ui_state(|ui, app: &mut ClearpaintApp| app.show(ui), app);
+    h.run();
+    // 1500 tokens: the words past the 1200-token limit are shown.
+    assert!(h.query_by_label_contains("1500 tokens").is_some());
+    assert!(h.query_by_label_contains("dropped: a red fox").is_some());
+    h.get_by_label("LoRAs and embeddings").click();
+    h.run();
+    h.get_by_label("Refresh").click();
+    h.run();
+    h.run();
+    let names: Vec<String> = h
+        .state()
+        .loras
+        .found
+        .iter()
+        .map(|e| e.path.display().to_string())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names[0].ends_with("peft.safetensors") && names[1].ends_with("locon.safetensors"));
+    h.get_by_label("locon").click();
+    h.run();
+    assert!(h.state().loras.found[1].on && !h.state().loras.found[0].on);
+    h.state_mut().loras.found[1].weight = 0.7;
+    h.state_mut().settings.request.prompt = "a red fox".into();
+    h.run();
+    h.get_by_label("Run").click();
+    h.run();
+    h.state_mut().wait_for_job();
+    h.run();
+    assert!(h.state().error.is_none(), "{:?}", h.state().error);
+    let params = h
+        .state()
+        .editor
+        .as_ref()
+        .unwrap()
+        .params
+        .clone()
+        .expect("parameters");
+    assert!(params.starts_with("a red fox <lora:locon:0.7>"), "{params}");
+    assert!(params.contains("Lora hashes: \"locon: "), "{params}");
+}

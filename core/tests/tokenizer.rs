@@ -198,3 +198,15 @@ fn missing_tokenizer_files_are_named() {
         49408
     );
 }
+
+#[test]
+fn decode_gives_back_the_normalised_text() {
+    let tok = clearpaint_core::models::tokenizer::ClipTokenizer::bundled();
+    for (text, want) in [
+        ("A Photo of a CAT", "a photo of a cat"),
+        ("café, 猫の写真 🐈!", "café , 猫の写真 🐈!"),
+        ("", ""),
+    ] {
+        assert_eq!(tok.decode(&tok.tokenize(text)), want, "{text:?}");
+    }
+}

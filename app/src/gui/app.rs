@@ -75,6 +75,8 @@ pub struct ClearpaintApp {
     pub mask_path_input: String,
     /// Known models: where they are, Use / Fetch / Check.
     pub models: super::models::ModelsPanel,
+    /// LoRAs (folder listing, on / off, weight) and the embeddings folder.
+    pub loras: super::loras::LoraPanel,
     pub tab: Tab,
     pub weather: super::weather::WeatherTab,
     /// The GPU shared with the window's renderer, when models run on a GPU.
@@ -108,6 +110,7 @@ impl ClearpaintApp {
             show_help: false,
             mask_path_input: String::new(),
             models: super::models::ModelsPanel::default(),
+            loras: super::loras::LoraPanel::default(),
             tab: Tab::Inpaint,
             weather: super::weather::WeatherTab::default(),
             shared_device: None,

@@ -49,7 +49,10 @@ impl ClearpaintApp {
         let cancel = CancelToken::new();
         let image = ed.image.clone();
         let mask = ed.mask.clone();
-        let settings = self.settings.clone();
+        let mut settings = self.settings.clone();
+        settings.request.loras = self.loras.specs();
+        settings.request.lora_dir = Some(self.loras.dir.clone().into());
+        settings.request.embedding_dir = Some(self.loras.embedding_dir.clone().into());
         let shared = self.shared_device.clone();
         let (d, t, c, ctx2) = (done.clone(), total.clone(), cancel.clone(), ctx.clone());
         std::thread::spawn(move || {

@@ -5,6 +5,7 @@ mod canvas;
 pub mod dialogs;
 pub mod editor;
 mod jobs;
+pub mod loras;
 pub mod models;
 pub mod prefs;
 mod results;

@@ -15,6 +15,7 @@ impl ClearpaintApp {
         self.sampling_section(ui);
         self.region_section(ui);
         self.models_section(ui);
+        self.loras_section(ui);
         self.run_section(ui);
         self.results_section(ui);
         ui.separator();
@@ -30,12 +31,23 @@ impl ClearpaintApp {
         let s = &mut self.settings;
         ui.heading("Inpaint");
         let l_prompt = ui.label("Prompt");
-        ui.add(
-            egui::TextEdit::multiline(&mut s.request.prompt)
-                .hint_text("prompt")
-                .desired_rows(3),
-        )
-        .labelled_by(l_prompt.id);
+        // A long prompt scrolls in its box instead of pushing the panel down.
+        egui::ScrollArea::vertical()
+            .id_salt("prompt")
+            .max_height(140.0)
+            .show(ui, |ui| {
+                ui.add(
+                    egui::TextEdit::multiline(&mut s.request.prompt)
+                        .hint_text("prompt: (word:1.2) weights, BREAK, <lora:NAME:0.8>")
+                        .desired_rows(3),
+                )
+                .labelled_by(l_prompt.id);
+            });
+        let (count, dropped) = super::loras::token_count(&s.request.prompt);
+        ui.weak(count);
+        if let Some(d) = dropped {
+            ui.colored_label(ui.visuals().warn_fg_color, d);
+        }
         let l_negative = ui.label("Negative prompt");
         ui.add(
             egui::TextEdit::singleline(&mut s.request.negative_prompt).hint_text("negative prompt"),

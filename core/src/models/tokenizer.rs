@@ -337,6 +337,29 @@ impl ClipTokenizer {
         out
     }
 
+    /// Text of token ids (BOS / EOS dropped, `</w>` as a space): for showing which words of a
+    /// prompt did not fit.
+    pub fn decode(&self, ids: &[u32]) -> String {
+        let by_id: HashMap<u32, &str> = self.vocab.iter().map(|(t, &i)| (i, t.as_str())).collect();
+        let mut byte_of: HashMap<char, u8> = HashMap::new();
+        for (b, c) in self.byte_chars.iter().enumerate() {
+            byte_of.insert(*c, b as u8);
+        }
+        let mut bytes = Vec::new();
+        for id in ids.iter().filter(|&&i| i != self.bos && i != self.eos) {
+            let t = by_id.get(id).copied().unwrap_or("");
+            let (t, space) = match t.strip_suffix("</w>") {
+                Some(t) => (t, true),
+                None => (t, false),
+            };
+            bytes.extend(t.chars().filter_map(|c| byte_of.get(&c)));
+            if space {
+                bytes.push(b' ');
+            }
+        }
+        String::from_utf8_lossy(&bytes).trim().to_string()
+    }
+
     /// SD 1.x input: exactly 77 ids (BOS, at most 75 prompt tokens, EOS, padding), and how
     /// many prompt tokens were dropped.
     pub fn encode(&self, text: &str) -> Encoded {
