@@ -220,3 +220,18 @@ pub fn copy_tensors(file: &SafetensorsFile, keys: &[String], path: &std::path::P
         .collect();
     safetensors::serialize_to_file(views, None, path).expect("write copy");
 }
+
+/// The image (40x32), mask and initial latents of `pipeline_io.safetensors`
+/// (make_pipeline_fixtures.py), as the pipeline tests feed them to a run.
+pub fn pipeline_inputs(io: &SafetensorsFile) -> (image::RgbaImage, image::GrayImage, Vec<f32>) {
+    let img = io.read_ints("image").expect("image");
+    let mask = io.read_ints("mask").expect("mask");
+    let rgba = image::RgbaImage::from_fn(40, 32, |x, y| {
+        let i = ((y * 40 + x) * 3) as usize;
+        image::Rgba([img[i] as u8, img[i + 1] as u8, img[i + 2] as u8, 255])
+    });
+    let m = image::GrayImage::from_fn(40, 32, |x, y| {
+        image::Luma([mask[(y * 40 + x) as usize] as u8])
+    });
+    (rgba, m, io.read_f32("latents").expect("latents"))
+}

@@ -10,22 +10,8 @@ use clearpaint_core::pipelines::inpaint::{
 };
 use clearpaint_core::progress::{CancelToken, NoProgress};
 use clearpaint_core::schedulers::SchedulerKind;
-use clearpaint_core::testing::{fixture, rel_err};
+use clearpaint_core::testing::{fixture, pipeline_inputs, rel_err};
 use clearpaint_core::weights::SafetensorsFile;
-use image::{GrayImage, RgbaImage};
-
-fn inputs(io: &SafetensorsFile) -> (RgbaImage, GrayImage, Vec<f32>) {
-    let img = io.read_ints("image").unwrap();
-    let mask = io.read_ints("mask").unwrap();
-    let rgba = RgbaImage::from_fn(40, 32, |x, y| {
-        let i = ((y * 40 + x) * 3) as usize;
-        image::Rgba([img[i] as u8, img[i + 1] as u8, img[i + 2] as u8, 255])
-    });
-    let m = GrayImage::from_fn(40, 32, |x, y| {
-        image::Luma([mask[(y * 40 + x) as usize] as u8])
-    });
-    (rgba, m, io.read_f32("latents").unwrap())
-}
 
 fn request(
     kind: SchedulerKind,
@@ -66,7 +52,7 @@ fn load(ch: usize, decoder: DecoderChoice, selected: &Selected) -> InpaintModels
 #[test]
 fn matches_diffusers_for_every_scheduler_unet_guidance_and_decoder() {
     let io = SafetensorsFile::open(fixture("pipeline_io.safetensors")).unwrap();
-    let (image, mask, latents) = inputs(&io);
+    let (image, mask, latents) = pipeline_inputs(&io);
     let cpu = device::cpu();
     let mut worst = 0i64;
     for ch in [9, 4] {
@@ -115,7 +101,7 @@ fn matches_diffusers_for_every_scheduler_unet_guidance_and_decoder() {
 #[test]
 fn wgpu_agrees_with_flex() {
     let io = SafetensorsFile::open(fixture("pipeline_io.safetensors")).unwrap();
-    let (image, mask, latents) = inputs(&io);
+    let (image, mask, latents) = pipeline_inputs(&io);
     let gpu = device::select(DeviceChoice::Gpu).expect("wgpu adapter");
     let cpu = device::cpu();
     let req = request(
@@ -150,7 +136,7 @@ fn wgpu_agrees_with_flex() {
 #[test]
 fn cancelling_stops_within_a_step() {
     let io = SafetensorsFile::open(fixture("pipeline_io.safetensors")).unwrap();
-    let (image, mask, latents) = inputs(&io);
+    let (image, mask, latents) = pipeline_inputs(&io);
     let models = load(9, DecoderChoice::Standard, &device::cpu());
     let mut req = request(SchedulerKind::Ddim, 7.5, DecoderChoice::Standard, latents);
     req.steps = 20;

@@ -6,7 +6,10 @@
 use burn::tensor::{Int, Tensor, TensorData};
 use clearpaint_core::lora::{self, LoraSpec, keys::Net};
 use clearpaint_core::models::{clip, unet};
-use clearpaint_core::testing::{assert_close, fixture, load_tensor, test_devices, to_vec};
+use clearpaint_core::testing::{
+    assert_close, fixture, formula_value, load_tensor, test_devices, to_vec,
+    write_formula_weights_as,
+};
 use clearpaint_core::weights::SafetensorsFile;
 
 /// (file, text-encoder weight, UNet weight) of each LoRA in a case.
@@ -165,4 +168,202 @@ fn a_lora_for_another_model_or_of_another_format_is_an_error_naming_its_keys() {
         e.contains("unet.safetensors") && e.contains("conv_in.weight"),
         "{e}"
     );
+}
+
+/// The formula LoRA of `lora_real_keys.json` (values from `formula_value`, alpha 2) as a file.
+fn formula_lora(path: &std::path::Path) {
+    let keys: Vec<(String, Vec<usize>)> =
+        serde_json::from_str(&std::fs::read_to_string(fixture("lora_real_keys.json")).unwrap())
+            .unwrap();
+    let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = keys
+        .iter()
+        .map(|(k, s)| {
+            let v = formula_value(k, s);
+            (
+                k.clone(),
+                s.clone(),
+                v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            )
+        })
+        .collect();
+    let modules: std::collections::BTreeSet<String> = keys
+        .iter()
+        .map(|(k, _)| k.split('.').next().unwrap().to_string())
+        .collect();
+    for m in modules {
+        tensors.push((format!("{m}.alpha"), vec![], 2.0f32.to_le_bytes().to_vec()));
+    }
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
+        .iter()
+        .map(|(k, s, b)| {
+            let v = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b);
+            (k.clone(), v.unwrap())
+        })
+        .collect();
+    safetensors::serialize_to_file(views, None, path).unwrap();
+}
+
+#[test]
+fn real_width_unet_and_text_encoder_with_a_lora_match_a1111() {
+    let io = SafetensorsFile::open(fixture("lora_io.safetensors")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = burn::tensor::Device::flex();
+    let lora_path = dir.path().join("real.safetensors");
+    formula_lora(&lora_path);
+    let spec = [LoraSpec {
+        path: lora_path,
+        te: 0.6,
+        unet: 0.8,
+    }];
+    let files = lora::open_all(&spec).unwrap();
+    // The SD 1.5 inpainting UNet: the real config, formula weights in an f16 diffusers folder.
+    let config: unet::UNetConfig =
+        clearpaint_core::weights::read_config(fixture("unet_sd15_inpaint_config.json")).unwrap();
+    let unet_dir = dir.path().join("unet");
+    std::fs::create_dir(&unet_dir).unwrap();
+    std::fs::copy(
+        fixture("unet_sd15_inpaint_config.json"),
+        unet_dir.join("config.json"),
+    )
+    .unwrap();
+    write_formula_weights_as(
+        unet::UNet2DConditionModel::new(&config, &d),
+        &unet_dir.join("diffusion_pytorch_model.fp16.safetensors"),
+        safetensors::Dtype::F16,
+        |k| {
+            k.replace(".ff.net.geglu.proj.", ".ff.net.0.proj.")
+                .replace(".ff.net.out.", ".ff.net.2.")
+        },
+    );
+    let u = unet::load_folder(&unet_dir, &d).unwrap().model;
+    let pu = lora::patch_net(&u, &files, Net::Unet).unwrap().unwrap();
+    drop(u);
+    let y = pu.forward(
+        load_tensor::<4>(&io, "real_x", &d),
+        &io.read_f32("real_t").unwrap(),
+        &load_tensor::<3>(&io, "real_context", &d),
+    );
+    assert_close(
+        "SD 1.5 UNet with a LoRA",
+        &to_vec(y),
+        &io.read_f32("real_unet").unwrap(),
+        1e-4,
+    );
+    drop(pu);
+    // SD 1.x's CLIP ViT-L text encoder, formula weights (transformers 4 names).
+    let c: clip::ClipTextConfig = serde_json::from_value(serde_json::json!({
+        "vocab_size": 49408, "hidden_size": 768, "intermediate_size": 3072,
+        "num_hidden_layers": 12, "num_attention_heads": 12, "max_position_embeddings": 77,
+        "hidden_act": "quick_gelu", "layer_norm_eps": 1e-5
+    }))
+    .unwrap();
+    let te_dir = dir.path().join("text_encoder");
+    std::fs::create_dir(&te_dir).unwrap();
+    std::fs::write(
+        te_dir.join("config.json"),
+        serde_json::to_string(&serde_json::json!({
+            "vocab_size": 49408, "hidden_size": 768, "intermediate_size": 3072,
+            "num_hidden_layers": 12, "num_attention_heads": 12, "max_position_embeddings": 77,
+            "hidden_act": "quick_gelu", "layer_norm_eps": 1e-5
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    write_formula_weights_as(
+        clip::ClipTextModel::new(&c, &d),
+        &te_dir.join("model.safetensors"),
+        safetensors::Dtype::F32,
+        |k| k.to_string(),
+    );
+    let te = clip::load_folder(&te_dir, &d).unwrap().model;
+    let pt = lora::patch_net(&te, &files, Net::Text).unwrap().unwrap();
+    let ids: Vec<i64> = io.read_ints("real_ids").unwrap();
+    let e = pt.forward(Tensor::<2, Int>::from_data(
+        TensorData::new(ids, [1, 77]),
+        &d,
+    ));
+    assert_close(
+        "CLIP ViT-L with a LoRA",
+        &to_vec(e),
+        &io.read_f32("real_text").unwrap(),
+        1e-4,
+    );
+}
+
+#[test]
+fn a_whole_inpaint_with_two_loras_matches_diffusers_within_one_level() {
+    use clearpaint_core::pipelines::inpaint::{
+        self, DecoderChoice, InpaintModels, InpaintRequest, Region,
+    };
+    use clearpaint_core::progress::{CancelToken, NoProgress};
+    let pio = SafetensorsFile::open(fixture("pipeline_io.safetensors")).unwrap();
+    let io = SafetensorsFile::open(fixture("lora_io.safetensors")).unwrap();
+    let (image, mask, latents) = clearpaint_core::testing::pipeline_inputs(&pio);
+    let cpu = clearpaint_core::device::cpu();
+    let models = InpaintModels::load(
+        &fixture("tiny_sd_inpaint9"),
+        None,
+        DecoderChoice::Standard,
+        &cpu,
+    )
+    .unwrap();
+    let spec = |name: &str, w: f64| LoraSpec {
+        path: fixture(&format!("lora/{name}.safetensors")),
+        te: w,
+        unet: w,
+    };
+    let req = InpaintRequest {
+        prompt: "a red fox in the snow".into(),
+        negative_prompt: "blurry".into(),
+        steps: 4,
+        guidance: 7.5,
+        scheduler: clearpaint_core::schedulers::SchedulerKind::Ddim,
+        latents: Some(latents),
+        region: Region::Full,
+        crop_padding: 0,
+        mask_blur: 0,
+        paste_back: false,
+        decoder: DecoderChoice::Standard,
+        loras: vec![spec("kohya_attn", 0.5), spec("peft", 1.2)],
+        ..InpaintRequest::default()
+    };
+    let out = inpaint::run(
+        &models,
+        &image,
+        &mask,
+        &req,
+        &NoProgress,
+        &CancelToken::new(),
+    )
+    .unwrap();
+    let want = io.read_ints("inpaint_two_loras").unwrap();
+    let max = out
+        .image
+        .pixels()
+        .enumerate()
+        .flat_map(|(i, p)| (0..3).map(move |c| (i, c, p[c])))
+        .map(|(i, c, v)| (v as i64 - want[i * 3 + c]).abs())
+        .max()
+        .unwrap();
+    let base = pio.read_ints("out.9.ddim.7.5.standard").unwrap();
+    let d = |a: &[i64]| {
+        a.iter()
+            .zip(&base)
+            .map(|(x, y)| (x - y).abs())
+            .max()
+            .unwrap()
+    };
+    let ours: Vec<i64> = out
+        .image
+        .pixels()
+        .flat_map(|p| [p[0], p[1], p[2]])
+        .map(i64::from)
+        .collect();
+    assert!(
+        d(&ours) > 10,
+        "the LoRAs changed the result by {}/255 only",
+        d(&ours)
+    );
+    eprintln!("two LoRAs, whole inpaint: max diff {max}/255");
+    assert!(max <= 1, "max pixel difference {max}/255");
 }

@@ -265,6 +265,81 @@ def merge(model, net, files):
                 m.weight += updown
 
 
+def real_width(io):
+    """The SD 1.5 inpainting UNet (the real config, formula weights rounded to f16 as the Rust
+    test writes them) and SD 1.x's CLIP ViT-L text encoder (formula weights), each with a
+    formula kohya LoRA (rank 4, alpha 2) on every attention projection, merged as A1111 does at
+    UNet weight 0.8 and text-encoder weight 0.6. The LoRA keys and shapes go to
+    lora_real_keys.json; both sides compute the values from the formula."""
+    import json
+
+    import numpy as np
+    from transformers import CLIPTextConfig
+    from make_vae_fixtures import formula_value
+
+    def formula(model, f16):
+        sd = model.state_dict()
+        new = {}
+        for k, v in sd.items():
+            a = formula_value(k, tuple(v.shape))
+            new[k] = torch.from_numpy(a.astype(np.float16).astype(np.float32) if f16 else a)
+        model.load_state_dict(new)
+
+    with open(os.path.join(FIX, "unet_sd15_inpaint_config.json")) as f:
+        cfg = {k: v for k, v in json.load(f).items() if not k.startswith("_")}
+    unet = UNet2DConditionModel(**cfg).eval()
+    formula(unet, True)
+    te = CLIPTextModel(CLIPTextConfig(vocab_size=49408, hidden_size=768, intermediate_size=3072,
+                                      num_hidden_layers=12, num_attention_heads=12,
+                                      max_position_embeddings=77, hidden_act="quick_gelu")).eval()
+    formula(te, False)
+    keys = []
+    for net, model, w in (("unet", unet, 0.8), ("te", te, 0.6)):
+        mods = attn_layers(model, "" if net == "unet" else "text_model.")
+        lora = {}
+        for name, m in mods:
+            n = kohya_name(net, name)
+            for part, shape in (("lora_down.weight", (4, m.weight.shape[1])), ("lora_up.weight", (m.weight.shape[0], 4))):
+                lora[f"{n}.{part}"] = torch.from_numpy(formula_value(f"{n}.{part}", shape))
+                keys.append([f"{n}.{part}", list(shape)])
+            lora[f"{n}.alpha"] = torch.tensor(2.0)
+        merge(model, net, [(lora, w, w)])
+    with open(os.path.join(FIX, "lora_real_keys.json"), "w") as f:
+        json.dump(keys, f)
+    x = torch.randn(1, 9, 8, 8, generator=gen)
+    ctx = torch.randn(1, 77, 768, generator=gen)
+    t = torch.tensor([500.0])
+    ids = torch.tensor([[49406, 320, 1125, 539, 320, 2368] + [49407] * 71])
+    io["real_x"], io["real_t"], io["real_context"], io["real_ids"] = x, t, ctx, ids
+    io["real_unet"] = unet(x, t, encoder_hidden_states=ctx).sample
+    io["real_text"] = te(input_ids=ids).last_hidden_state
+    print("real-width UNet and text encoder with a formula LoRA")
+
+
+def whole_inpaint(io):
+    """A whole StableDiffusionInpaintPipeline run (the inputs of pipeline_io.safetensors) with
+    two LoRAs at different weights, as diffusers computes it (PEFT adapters)."""
+    from diffusers import DDIMScheduler
+    from PIL import Image
+    # As make_pipeline_fixtures.py: the VAE posterior's mode, not a random draw (clearpaint
+    # encodes with the mode, as diffusers does with sample_mode="argmax").
+    import diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion_inpaint as inpaint_module
+    orig = inpaint_module.retrieve_latents
+    inpaint_module.retrieve_latents = lambda enc, generator=None, sample_mode="sample": orig(enc, generator, "argmax")
+    pio = load_file(os.path.join(FIX, "pipeline_io.safetensors"))
+    image, mask, latents = pio["image"].numpy(), pio["mask"].numpy(), pio["latents"]
+    pipe = StableDiffusionInpaintPipeline.from_pretrained(BASE, safety_checker=None, requires_safety_checker=False)
+    pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
+    pipe.load_lora_weights(os.path.join(OUT, "kohya_attn.safetensors"), adapter_name="kohya")
+    pipe.load_lora_weights(os.path.join(OUT, "peft.safetensors"), adapter_name="peft")
+    pipe.set_adapters(["kohya", "peft"], adapter_weights=[0.5, 1.2])
+    h, w = image.shape[:2]
+    res = pipe(prompt="a red fox in the snow", negative_prompt="blurry", image=Image.fromarray(image),
+               mask_image=Image.fromarray(mask), height=h, width=w, num_inference_steps=4, guidance_scale=7.5,
+               strength=1.0, latents=latents.clone(), output_type="np").images[0]
+    io["inpaint_two_loras"] = torch.from_numpy((res * 255).round().astype("uint8"))
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     unet0 = UNet2DConditionModel.from_pretrained(os.path.join(BASE, "unet")).eval()
@@ -320,6 +395,8 @@ def main():
                 err = ((ours - ref).norm() / ref.norm()).item()
                 assert err < 1e-5, (case, err)
             print(case, "A1111 merge == diffusers fuse_lora")
+        real_width(io)
+        whole_inpaint(io)
     save_file({k: v.contiguous() for k, v in io.items()}, os.path.join(FIX, "lora_io.safetensors"))
     print("wrote", len(files), "LoRA files and", len(cases), "cases")
 
