@@ -25,6 +25,16 @@ fn opened() -> ClearpaintApp {
     app
 }
 
+/// The sample image with the sample mask painted.
+fn opened_with_mask() -> ClearpaintApp {
+    let mut app = opened();
+    let mask = image::open(assets().join("sample_mask.png"))
+        .unwrap()
+        .to_luma8();
+    app.editor.as_mut().unwrap().set_mask(mask).unwrap();
+    app
+}
+
 /// The canvas centre, where the image is drawn.
 /// Clicks Run and waits for the job to end.
 fn run_to_the_end(app: ClearpaintApp) -> Harness<'static, ClearpaintApp> {
@@ -77,11 +87,7 @@ fn painting_with_the_pointer_sets_mask_pixels_and_undo_restores() {
 
 #[test]
 fn run_with_the_classical_engine_adds_a_result() {
-    let mut app = opened();
-    let mask = image::open(assets().join("sample_mask.png"))
-        .unwrap()
-        .to_luma8();
-    app.editor.as_mut().unwrap().set_mask(mask).unwrap();
+    let mut app = opened_with_mask();
     app.settings.engine = EngineChoice::Classical;
     let mut h = harness(app);
     h.run();
@@ -100,11 +106,7 @@ fn run_with_the_classical_engine_adds_a_result() {
 
 #[test]
 fn a_missing_model_is_an_error_in_the_window() {
-    let mut app = opened();
-    let mask = image::open(assets().join("sample_mask.png"))
-        .unwrap()
-        .to_luma8();
-    app.editor.as_mut().unwrap().set_mask(mask).unwrap();
+    let mut app = opened_with_mask();
     app.settings.engine = EngineChoice::Diffusion;
     app.settings.model_dir = "/nonexistent/stable-diffusion-inpainting".into();
     let h = run_to_the_end(app);
@@ -133,11 +135,7 @@ fn a_broken_model_under_auto_is_an_error_not_a_classical_fill() {
     let weights = model.join("unet/diffusion_pytorch_model.safetensors");
     let bytes = std::fs::read(&weights).unwrap();
     std::fs::write(&weights, &bytes[..bytes.len() / 2]).unwrap();
-    let mut app = opened();
-    let mask = image::open(assets().join("sample_mask.png"))
-        .unwrap()
-        .to_luma8();
-    app.editor.as_mut().unwrap().set_mask(mask).unwrap();
+    let mut app = opened_with_mask();
     app.settings.engine = EngineChoice::Auto;
     app.settings.model_dir = model.display().to_string();
     app.settings.device = clearpaint_core::device::DeviceChoice::Cpu;
@@ -159,11 +157,7 @@ fn an_empty_mask_is_explained_not_run() {
 
 #[test]
 fn cancel_stops_a_diffusion_run() {
-    let mut app = opened();
-    let mask = image::open(assets().join("sample_mask.png"))
-        .unwrap()
-        .to_luma8();
-    app.editor.as_mut().unwrap().set_mask(mask).unwrap();
+    let mut app = opened_with_mask();
     app.settings.engine = EngineChoice::Diffusion;
     app.settings.model_dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../tools/reference/fixtures/tiny_sd_inpaint9")
@@ -512,11 +506,7 @@ fn loras_are_listed_switched_on_with_a_weight_and_used_by_the_run() {
         dir.path().join("peft.safetensors"),
     )
     .unwrap();
-    let mut app = opened();
-    let mask = image::open(assets().join("sample_mask.png"))
-        .unwrap()
-        .to_luma8();
-    app.editor.as_mut().unwrap().set_mask(mask).unwrap();
+    let mut app = opened_with_mask();
     app.settings.engine = EngineChoice::Diffusion;
     app.settings.model_dir = fixtures.join("tiny_sd_inpaint9").display().to_string();
     app.settings.request.steps = 2;

@@ -235,3 +235,31 @@ pub fn pipeline_inputs(io: &SafetensorsFile) -> (image::RgbaImage, image::GrayIm
     });
     (rgba, m, io.read_f32("latents").expect("latents"))
 }
+
+/// Writes the SD 1.5 inpainting UNet as a diffusers folder `dir/unet` in the real layout
+/// (`unet_sd15_inpaint_config.json`, formula weights in float16 under diffusers' key names, in
+/// `diffusion_pytorch_model.fp16.safetensors`) and returns the folder and its config.
+pub fn write_sd15_inpaint_unet(
+    dir: &std::path::Path,
+) -> (PathBuf, crate::models::unet::UNetConfig) {
+    use crate::models::unet;
+    let unet_dir = dir.join("unet");
+    std::fs::create_dir_all(&unet_dir).expect("unet folder");
+    std::fs::copy(
+        fixture("unet_sd15_inpaint_config.json"),
+        unet_dir.join("config.json"),
+    )
+    .expect("config");
+    let config: unet::UNetConfig =
+        crate::weights::read_config(unet_dir.join("config.json")).expect("config");
+    write_formula_weights_as(
+        unet::UNet2DConditionModel::new(&config, &Device::flex()),
+        &unet_dir.join("diffusion_pytorch_model.fp16.safetensors"),
+        safetensors::Dtype::F16,
+        |k| {
+            k.replace(".ff.net.geglu.proj.", ".ff.net.0.proj.")
+                .replace(".ff.net.out.", ".ff.net.2.")
+        },
+    );
+    (unet_dir, config)
+}

@@ -217,24 +217,7 @@ fn real_width_unet_and_text_encoder_with_a_lora_match_a1111() {
     }];
     let files = lora::open_all(&spec).unwrap();
     // The SD 1.5 inpainting UNet: the real config, formula weights in an f16 diffusers folder.
-    let config: unet::UNetConfig =
-        clearpaint_core::weights::read_config(fixture("unet_sd15_inpaint_config.json")).unwrap();
-    let unet_dir = dir.path().join("unet");
-    std::fs::create_dir(&unet_dir).unwrap();
-    std::fs::copy(
-        fixture("unet_sd15_inpaint_config.json"),
-        unet_dir.join("config.json"),
-    )
-    .unwrap();
-    write_formula_weights_as(
-        unet::UNet2DConditionModel::new(&config, &d),
-        &unet_dir.join("diffusion_pytorch_model.fp16.safetensors"),
-        safetensors::Dtype::F16,
-        |k| {
-            k.replace(".ff.net.geglu.proj.", ".ff.net.0.proj.")
-                .replace(".ff.net.out.", ".ff.net.2.")
-        },
-    );
+    let (unet_dir, _) = clearpaint_core::testing::write_sd15_inpaint_unet(dir.path());
     let u = unet::load_folder(&unet_dir, &d).unwrap().model;
     let pu = lora::patch_net(&u, &files, Net::Unet).unwrap().unwrap();
     drop(u);

@@ -2,10 +2,10 @@
 //! (tools/reference/make_unet_clip_fixtures.py), on flex and wgpu: tiny configs with random
 //! weights, and the real SD 1.5 inpainting UNet config loaded from an f16 diffusers folder.
 
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Tensor;
 use clearpaint_core::models::{clip, unet};
 use clearpaint_core::testing::{
-    TestDevice, assert_close, fixture, load_tensor, test_devices, to_vec, write_formula_weights_as,
+    TestDevice, assert_close, fixture, load_tensor, test_devices, to_vec, write_sd15_inpaint_unet,
 };
 use clearpaint_core::weights::{SafetensorsFile, read_config};
 
@@ -117,26 +117,10 @@ fn tiny_unets_match_diffusers() {
 fn sd15_inpainting_unet_from_an_f16_folder_matches_diffusers() {
     let io = SafetensorsFile::open(fixture("unet_sd15_inpaint_io.safetensors")).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let unet_dir = dir.path().join("unet");
-    std::fs::create_dir(&unet_dir).unwrap();
-    std::fs::copy(
-        fixture("unet_sd15_inpaint_config.json"),
-        unet_dir.join("config.json"),
-    )
-    .unwrap();
-    let config: unet::UNetConfig = read_config(unet_dir.join("config.json")).unwrap();
+    // The real layout: diffusers key names, float16, in diffusion_pytorch_model.fp16.safetensors.
+    let (unet_dir, config) = write_sd15_inpaint_unet(dir.path());
     assert_eq!(config.in_channels, 9);
     assert_eq!(config.block_out_channels, vec![320, 640, 1280, 1280]);
-    // The real layout: diffusers key names, float16, in diffusion_pytorch_model.fp16.safetensors.
-    write_formula_weights_as(
-        unet::UNet2DConditionModel::new(&config, &Device::flex()),
-        &unet_dir.join("diffusion_pytorch_model.fp16.safetensors"),
-        safetensors::Dtype::F16,
-        |k| {
-            k.replace(".ff.net.geglu.proj.", ".ff.net.0.proj.")
-                .replace(".ff.net.out.", ".ff.net.2.")
-        },
-    );
     let n_tensors = io.read_ints("n_tensors").unwrap()[0] as usize;
     for dev in test_devices() {
         let loaded = unet::load_folder(&unet_dir, &dev.device).unwrap();

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use clearpaint_core::files::files_with_extension;
 use clearpaint_core::lora::LoraSpec;
 use clearpaint_core::models::tokenizer::ClipTokenizer;
 use clearpaint_core::prompts::{self, CHUNK, MAX_CHUNKS};
@@ -37,31 +38,11 @@ impl Default for LoraPanel {
     }
 }
 
-/// `.safetensors` files in `dir` and folders below it, sorted.
-fn list(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![(dir.to_path_buf(), 0)];
-    while let Some((d, depth)) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for p in entries.flatten().map(|e| e.path()) {
-            if p.is_dir() && depth < 4 {
-                stack.push((p, depth + 1));
-            } else if p.extension().is_some_and(|e| e == "safetensors") {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 impl LoraPanel {
     /// Lists the folder again, keeping the choice and weight of files still there.
     pub fn refresh(&mut self) {
         let old = std::mem::take(&mut self.found);
-        self.found = list(Path::new(&self.dir))
+        self.found = files_with_extension(Path::new(&self.dir), "safetensors")
             .into_iter()
             .map(|path| {
                 let prev = old.iter().find(|e| e.path == path);

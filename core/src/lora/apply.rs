@@ -9,6 +9,7 @@ use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::{Tensor, TensorData};
 
 use super::delta::HostTensor;
+use crate::weights::ModulePath;
 
 /// ΔW per layer (module name in `_` form), in PyTorch's layout and already weighted.
 pub type Deltas = BTreeMap<String, HostTensor>;
@@ -23,8 +24,7 @@ pub struct PatchReport {
 struct Patcher<'a> {
     deltas: &'a Deltas,
     to_diffusers: fn(&str) -> String,
-    path: Vec<String>,
-    containers: Vec<String>,
+    at: ModulePath,
     report: PatchReport,
 }
 
@@ -38,8 +38,7 @@ pub fn patch<M: Module>(
     let mut p = Patcher {
         deltas,
         to_diffusers,
-        path: Vec::new(),
-        containers: Vec::new(),
+        at: ModulePath::default(),
         report: PatchReport::default(),
     };
     let module = module.map(&mut p);
@@ -83,28 +82,22 @@ fn fit(d: &HostTensor, model_shape: &[usize], linear: bool) -> Result<Vec<f32>, 
 
 impl ModuleMapper for Patcher<'_> {
     fn enter_module(&mut self, name: &str, container_type: &str) {
-        if !container_type.starts_with("Enum:") {
-            self.path.push(name.to_string());
-        }
-        self.containers.push(container_type.to_string());
+        self.at.enter(name, container_type);
     }
 
     fn exit_module(&mut self, _name: &str, container_type: &str) {
-        if !container_type.starts_with("Enum:") {
-            self.path.pop();
-        }
-        self.containers.pop();
+        self.at.exit(container_type);
     }
 
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let kind = self.containers.last().map(String::as_str).unwrap_or("");
+        let kind = self.at.container();
         let linear = kind == "Struct:Linear";
-        if self.path.last().map(String::as_str) != Some("weight")
-            || !(linear || kind == "Struct:Conv2d")
+        let path = &self.at.path;
+        if path.last().map(String::as_str) != Some("weight") || !(linear || kind == "Struct:Conv2d")
         {
             return param;
         }
-        let module = self.path[..self.path.len() - 1].join(".");
+        let module = path[..path.len() - 1].join(".");
         // The reference's name, or ours (text-encoder LoRAs saved with transformers 5 names
         // have no `text_model.` prefix).
         let Some((name, d)) = [(self.to_diffusers)(&module), module]

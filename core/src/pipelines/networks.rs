@@ -25,26 +25,13 @@ pub struct Networks {
 
 /// `NAME.safetensors` in `dir` or a folder below it (A1111 looks in subfolders too).
 pub fn find_lora(dir: &Path, name: &str) -> Option<PathBuf> {
-    let file = format!("{name}.safetensors");
-    let direct = dir.join(&file);
+    let direct = dir.join(format!("{name}.safetensors"));
     if direct.is_file() {
         return Some(direct);
     }
-    let mut stack = vec![(dir.to_path_buf(), 0)];
-    while let Some((d, depth)) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() && depth < 4 {
-                stack.push((p, depth + 1));
-            } else if p.file_name().is_some_and(|n| n == file.as_str()) {
-                return Some(p);
-            }
-        }
-    }
-    None
+    crate::files::files_with_extension(dir, "safetensors")
+        .into_iter()
+        .find(|p| p.file_stem().is_some_and(|s| s == name))
 }
 
 /// The prompts without tags and every LoRA to apply, each file found; an error names a tag

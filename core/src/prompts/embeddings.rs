@@ -69,21 +69,7 @@ impl EmbeddingDb {
     /// others are listed in `notes`. A folder that does not exist holds no embeddings.
     pub fn load(dir: &Path, tok: &ClipTokenizer, dim: usize, notes: &mut Vec<String>) -> Self {
         let mut db = EmbeddingDb::default();
-        let mut files = Vec::new();
-        let mut stack = vec![(dir.to_path_buf(), 0)];
-        while let Some((d, depth)) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&d) else {
-                continue;
-            };
-            for p in entries.flatten().map(|e| e.path()) {
-                if p.is_dir() && depth < 4 {
-                    stack.push((p, depth + 1));
-                } else if p.extension().is_some_and(|e| e == "safetensors") {
-                    files.push(p);
-                }
-            }
-        }
-        files.sort();
+        let files = crate::files::files_with_extension(dir, "safetensors");
         for path in files {
             let name = path
                 .file_stem()

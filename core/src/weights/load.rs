@@ -232,8 +232,7 @@ pub fn load_module<M: Module>(
         dry_run: options.dry_run,
         files,
         index,
-        path: Vec::new(),
-        containers: Vec::new(),
+        at: ModulePath::default(),
         used: BTreeSet::new(),
         report: LoadReport::default(),
     };
@@ -268,12 +267,43 @@ pub fn load_module<M: Module>(
     Ok((module, report))
 }
 
+/// Where a [`ModuleMapper`] is in a module: the parameter's path as PyTorch names it (struct
+/// field names joined by `.`, Vec elements by index, enum variants left out) and the container
+/// types around it (`Struct:Linear`, ...).
+#[derive(Debug, Default)]
+pub struct ModulePath {
+    pub path: Vec<String>,
+    pub containers: Vec<String>,
+}
+
+impl ModulePath {
+    pub fn enter(&mut self, name: &str, container_type: &str) {
+        // Enum variant names are not part of PyTorch paths (`proj_in.weight`, not
+        // `proj_in.Conv.weight`).
+        if !container_type.starts_with("Enum:") {
+            self.path.push(name.to_string());
+        }
+        self.containers.push(container_type.to_string());
+    }
+
+    pub fn exit(&mut self, container_type: &str) {
+        if !container_type.starts_with("Enum:") {
+            self.path.pop();
+        }
+        self.containers.pop();
+    }
+
+    /// The innermost container's type.
+    pub fn container(&self) -> &str {
+        self.containers.last().map(String::as_str).unwrap_or("")
+    }
+}
+
 struct Loader<'a> {
     dry_run: bool,
     files: &'a [SafetensorsFile],
     index: HashMap<String, (usize, String)>,
-    path: Vec<String>,
-    containers: Vec<String>,
+    at: ModulePath,
     used: BTreeSet<String>,
     report: LoadReport,
 }
@@ -288,15 +318,16 @@ enum Layout {
 impl Loader<'_> {
     /// The file key candidates for the current parameter, and how its data is laid out.
     fn lookup(&self) -> (Vec<String>, Layout) {
-        let module_type = self.containers.last().map(String::as_str).unwrap_or("");
-        let param = self.path.last().map(String::as_str).unwrap_or("");
-        let parent = &self.path[..self.path.len().saturating_sub(1)];
+        let module_type = self.at.container();
+        let path = &self.at.path;
+        let param = path.last().map(String::as_str).unwrap_or("");
+        let parent = &path[..path.len().saturating_sub(1)];
         let with = |name: &str| {
             let mut p = parent.to_vec();
             p.push(name.to_string());
             p.join(".")
         };
-        let own = self.path.join(".");
+        let own = path.join(".");
         let layout = if module_type == "Struct:Linear" && param == "weight" {
             Layout::LinearWeight
         } else {
@@ -313,19 +344,11 @@ impl Loader<'_> {
 
 impl ModuleMapper for Loader<'_> {
     fn enter_module(&mut self, name: &str, container_type: &str) {
-        // Enum variant names are not part of PyTorch paths (`proj_in.weight`, not
-        // `proj_in.Conv.weight`).
-        if !container_type.starts_with("Enum:") {
-            self.path.push(name.to_string());
-        }
-        self.containers.push(container_type.to_string());
+        self.at.enter(name, container_type);
     }
 
     fn exit_module(&mut self, _name: &str, container_type: &str) {
-        if !container_type.starts_with("Enum:") {
-            self.path.pop();
-        }
-        self.containers.pop();
+        self.at.exit(container_type);
     }
 
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
@@ -339,7 +362,7 @@ impl ModuleMapper for Loader<'_> {
             Layout::LinearWeight if model_shape.len() == 2 => vec![model_shape[1], model_shape[0]],
             _ => model_shape.clone(),
         };
-        let own = self.path.join(".");
+        let own = self.at.path.join(".");
         let Some((path, (fi, file_key))) = found else {
             // Named as a PyTorch state dict names it (norms' `weight`, not burn's `gamma`).
             self.report

@@ -9,7 +9,9 @@ use std::path::PathBuf;
 
 pub use file::{FloatType, SafetensorsFile, TensorEntry, float_type};
 pub use folder::{ComponentFiles, component_files, read_config};
-pub use load::{KeyRemap, LoadOptions, LoadReport, ShapeMismatch, key_summary, load_module};
+pub use load::{
+    KeyRemap, LoadOptions, LoadReport, ModulePath, ShapeMismatch, key_summary, load_module,
+};
 
 /// Everything that can go wrong with weights. Each message is one line naming the file.
 #[derive(Debug, thiserror::Error)]
