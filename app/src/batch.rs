@@ -168,7 +168,7 @@ fn inpaint_folder(a: &BatchInpaintArgs, choice: DeviceChoice) -> Result<()> {
     let masks = MaskSource::from_path(&a.masks)?;
     let mut report = Report::default();
     let todo = plan(&a.images, &a.common, &[""], &mut report)?;
-    let base_seed = a.opts.seed.unwrap_or_else(random_seed);
+    let base_seed = a.opts.sd.seed.unwrap_or_else(random_seed);
     a.opts
         .request(base_seed, None)
         .validate()
@@ -177,7 +177,7 @@ fn inpaint_folder(a: &BatchInpaintArgs, choice: DeviceChoice) -> Result<()> {
     eprintln!("base seed {base_seed}; {} image(s) to do", todo.len());
     let multi = MultiProgress::new();
     let files = files_bar(&multi, todo.len());
-    let steps = multi.add(ProgressBar::new(a.opts.steps as u64));
+    let steps = multi.add(ProgressBar::new(a.opts.sd.steps as u64));
     step_bar(&steps);
     for (rel, outs) in &todo {
         files.set_message(batch::portable(rel));

@@ -53,18 +53,15 @@ pub enum Engine {
     Classical(String),
 }
 
-/// Generation options shared by `inpaint` and `batch inpaint`.
+/// The Stable Diffusion options every pipeline command shares: the model, prompts, sampling,
+/// LoRAs and embeddings.
 #[derive(clap::Args, Debug, Clone)]
-pub struct InpaintOptions {
+pub struct SdOptions {
     /// A diffusers pipeline folder (model_index.json, unet/, vae/, text_encoder/, tokenizer/,
     /// scheduler/), e.g. stable-diffusion-v1-5/stable-diffusion-inpainting; or a single-file
     /// SD 1.x checkpoint (.safetensors in the LDM layout, as A1111 / ComfyUI keep them).
     #[arg(long, value_name = "PATH")]
     pub model: Option<PathBuf>,
-    /// auto: diffusion with --model, the classical fill when there is no model; diffusion;
-    /// classical.
-    #[arg(long, value_enum, default_value = "auto")]
-    pub engine: EngineArg,
     #[arg(long, default_value = "")]
     pub prompt: String,
     #[arg(long, default_value = "")]
@@ -80,29 +77,12 @@ pub struct InpaintOptions {
     /// Classifier-free guidance scale (1 = off).
     #[arg(long, default_value_t = 7.5)]
     pub guidance: f64,
-    /// 1 = repaint from pure noise; lower keeps more of the original under the mask.
-    #[arg(long, default_value_t = 1.0)]
-    pub strength: f64,
     #[arg(long, default_value = "dpmpp-2m-karras", value_parser = parse_scheduler)]
     pub scheduler: SchedulerKind,
     /// Seed of the initial noise (random when not given; written to the PNG either way). In a
     /// batch, each image's seed is derived from it and the file's relative path.
     #[arg(long)]
     pub seed: Option<u64>,
-    #[arg(long, value_enum, default_value = "auto")]
-    pub region: RegionArg,
-    /// Context around the mask in crop mode (pixels).
-    #[arg(long, default_value_t = 32)]
-    pub crop_padding: u32,
-    /// Feather radius of the paste-back mask (pixels).
-    #[arg(long, default_value_t = 4)]
-    pub mask_blur: u32,
-    /// Keep every unmasked pixel of the input exactly.
-    #[arg(long, value_enum, default_value = "on")]
-    pub paste_back: OnOff,
-    /// Resize a mask of another size to the image (off: such a mask is an error).
-    #[arg(long, value_enum, default_value = "on")]
-    pub mask_resize: OnOff,
     /// A LoRA / LyCORIS .safetensors to merge for the run (kohya, diffusers / PEFT, LoHa,
     /// LoKr): FILE, FILE:WEIGHT or FILE:TEXT_ENCODER_WEIGHT:UNET_WEIGHT; repeatable. A prompt can
     /// name LoRAs too, as A1111: <lora:NAME:WEIGHT>.
@@ -127,24 +107,38 @@ pub struct InpaintOptions {
     pub embedding_dir: PathBuf,
 }
 
-impl InpaintOptions {
-    pub fn decoder(&self) -> DecoderChoice {
-        match (self.decoder, &self.vae) {
-            (Some(DecoderArg::Standard), _) | (None, None) => DecoderChoice::Standard,
-            _ => DecoderChoice::Asymmetric,
-        }
-    }
+/// Generation options shared by `inpaint` and `batch inpaint`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct InpaintOptions {
+    #[command(flatten)]
+    pub sd: SdOptions,
+    /// auto: diffusion with --model, the classical fill when there is no model; diffusion;
+    /// classical.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub engine: EngineArg,
+    /// 1 = repaint from pure noise; lower keeps more of the original under the mask.
+    #[arg(long, default_value_t = 1.0)]
+    pub strength: f64,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub region: RegionArg,
+    /// Context around the mask in crop mode (pixels).
+    #[arg(long, default_value_t = 32)]
+    pub crop_padding: u32,
+    /// Feather radius of the paste-back mask (pixels).
+    #[arg(long, default_value_t = 4)]
+    pub mask_blur: u32,
+    /// Keep every unmasked pixel of the input exactly.
+    #[arg(long, value_enum, default_value = "on")]
+    pub paste_back: OnOff,
+    /// Resize a mask of another size to the image (off: such a mask is an error).
+    #[arg(long, value_enum, default_value = "on")]
+    pub mask_resize: OnOff,
+}
 
+impl InpaintOptions {
     pub fn request(&self, seed: u64, latents: Option<Vec<f32>>) -> InpaintRequest {
         InpaintRequest {
-            prompt: self.prompt.clone(),
-            negative_prompt: self.negative_prompt.clone(),
-            steps: self.steps,
-            guidance: self.guidance,
             strength: self.strength,
-            scheduler: self.scheduler,
-            seed,
-            latents,
             region: match self.region {
                 RegionArg::Auto => Region::Auto,
                 RegionArg::Full => Region::Full,
@@ -153,12 +147,8 @@ impl InpaintOptions {
             crop_padding: self.crop_padding,
             mask_blur: self.mask_blur,
             paste_back: self.paste_back == OnOff::On,
-            decoder: self.decoder(),
-            eta: 0.0,
             resize_mask: self.mask_resize == OnOff::On,
-            loras: self.loras.clone(),
-            lora_dir: Some(self.lora_dir.clone()),
-            embedding_dir: Some(self.embedding_dir.clone()),
+            ..self.sd.request(seed, latents)
         }
     }
 
@@ -169,9 +159,9 @@ impl InpaintOptions {
     pub fn engine(&self, choice: DeviceChoice, missing_ok: bool) -> Result<Engine> {
         match self.engine {
             EngineArg::Classical => Ok(Engine::Classical("--engine classical".into())),
-            EngineArg::Diffusion => Ok(Engine::Diffusion(Box::new(self.load(choice)?))),
+            EngineArg::Diffusion => Ok(Engine::Diffusion(Box::new(self.sd.load(choice)?))),
             EngineArg::Auto => {
-                let Some(model) = &self.model else {
+                let Some(model) = &self.sd.model else {
                     let why = "no --model given".to_string();
                     eprintln!(
                         "note: using the classical fill engine ({why}; see weights/README.md for diffusion)"
@@ -180,7 +170,7 @@ impl InpaintOptions {
                 };
                 let present =
                     clearpaint::hub::resolve_model_arg(model, Path::new("weights")).exists();
-                match self.load(choice) {
+                match self.sd.load(choice) {
                     Ok(m) => Ok(Engine::Diffusion(Box::new(m))),
                     Err(e) if !present && missing_ok => {
                         let why = format!("{e:#}");
@@ -190,6 +180,33 @@ impl InpaintOptions {
                     Err(e) => Err(e),
                 }
             }
+        }
+    }
+}
+
+impl SdOptions {
+    pub fn decoder(&self) -> DecoderChoice {
+        match (self.decoder, &self.vae) {
+            (Some(DecoderArg::Standard), _) | (None, None) => DecoderChoice::Standard,
+            _ => DecoderChoice::Asymmetric,
+        }
+    }
+
+    /// The request of these options (the inpaint-only fields at their defaults).
+    pub fn request(&self, seed: u64, latents: Option<Vec<f32>>) -> InpaintRequest {
+        InpaintRequest {
+            prompt: self.prompt.clone(),
+            negative_prompt: self.negative_prompt.clone(),
+            steps: self.steps,
+            guidance: self.guidance,
+            scheduler: self.scheduler,
+            seed,
+            latents,
+            decoder: self.decoder(),
+            loras: self.loras.clone(),
+            lora_dir: Some(self.lora_dir.clone()),
+            embedding_dir: Some(self.embedding_dir.clone()),
+            ..InpaintRequest::default()
         }
     }
 
@@ -280,7 +297,7 @@ pub fn parse_lora(s: &str) -> Result<LoraSpec, String> {
     })
 }
 
-fn read_latents(path: &Path) -> Result<Vec<f32>> {
+pub fn read_latents(path: &Path) -> Result<Vec<f32>> {
     let f = SafetensorsFile::open(path)?;
     if f.entry("latents").is_none() {
         bail!("{}: no tensor named 'latents'", path.display());
@@ -312,7 +329,7 @@ pub fn run(args: &InpaintArgs, choice: DeviceChoice) -> Result<()> {
     let mask = imaging::load(&args.mask)?;
     let mask = image::DynamicImage::ImageRgba8(mask.rgba).to_luma8();
     let latents = args.latents.as_deref().map(read_latents).transpose()?;
-    let seed = args.opts.seed.unwrap_or_else(random_seed);
+    let seed = args.opts.sd.seed.unwrap_or_else(random_seed);
     let req = args.opts.request(seed, latents);
     req.validate().map_err(anyhow::Error::msg)?;
     let engine = args.opts.engine(choice, true)?;

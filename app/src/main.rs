@@ -9,6 +9,7 @@ use clearpaint_core::device::{self, DEVICE_ENV, DeviceChoice};
 
 mod batch;
 mod bench;
+mod generate;
 mod inpaint;
 mod weather;
 mod weights_cmd;
@@ -45,6 +46,9 @@ enum Command {
     Devices,
     /// Inpaint / locally edit an image with Stable Diffusion 1.x and the asymmetric decoder.
     Inpaint(Box<inpaint::InpaintArgs>),
+    /// Text-to-image with Stable Diffusion 1.x (the asymmetric decoder without condition with
+    /// --vae).
+    Generate(Box<generate::GenerateArgs>),
     /// Process whole folders (resumable, shardable): `batch inpaint`, `batch weather`.
     #[command(subcommand)]
     Batch(batch::BatchCommand),
@@ -73,6 +77,7 @@ fn main() -> ExitCode {
         Command::Weights(cmd) => weights_cmd::run(cmd, cli.device),
         Command::Weather(args) => weather::run(args, cli.device),
         Command::Inpaint(args) => inpaint::run(args, cli.device),
+        Command::Generate(args) => generate::run(args, cli.device),
         Command::Batch(cmd) => batch::run(cmd, cli.device),
         Command::Bench(args) => bench::run(args, cli.device),
     };

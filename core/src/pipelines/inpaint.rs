@@ -256,7 +256,7 @@ impl InpaintModels {
         })
     }
 
-    fn vae(&self) -> &(AutoencoderKL, VaeConfig) {
+    pub(super) fn vae(&self) -> &(AutoencoderKL, VaeConfig) {
         self.asym_vae
             .as_ref()
             .or(self.vae.as_ref())
@@ -481,7 +481,7 @@ pub fn run(
 
 /// The request's LoRAs (and prompt tags) merged into copies of the networks for this run, and
 /// its embeddings folder read.
-fn with_loras(
+pub(super) fn with_loras(
     models: &InpaintModels,
     req: &InpaintRequest,
     notes: &mut Vec<String>,
@@ -503,7 +503,7 @@ fn with_loras(
 }
 
 /// The request's numbers within what the scheduler can run.
-fn check_request(req: &InpaintRequest, train_steps: usize) -> Result<(), InpaintError> {
+pub(super) fn check_request(req: &InpaintRequest, train_steps: usize) -> Result<(), InpaintError> {
     req.validate().map_err(InpaintError::Request)?;
     if req.steps > train_steps {
         return Err(InpaintError::Request(format!(

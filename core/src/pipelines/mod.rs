@@ -6,6 +6,7 @@
 //! than copy them.
 
 pub mod denoise;
+pub mod generate;
 pub mod inpaint;
 pub mod latents;
 pub mod networks;

@@ -1,0 +1,109 @@
+//! `clearpaint generate` end to end: the tiny 4-channel pipeline with the fixture's latents
+//! gives diffusers' StableDiffusionPipeline image (make_generate_fixtures.py) within 1/255, with
+//! A1111's txt2img parameters; a bad size is an error and nothing is written.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tools/reference/fixtures")
+}
+
+fn generate(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_clearpaint"))
+        .arg("generate")
+        .args(args)
+        .env("CLEARPAINT_DEVICE", "cpu")
+        .output()
+        .expect("run clearpaint")
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn generate_matches_diffusers_and_writes_a1111_parameters() {
+    let dir = tempfile::tempdir().unwrap();
+    let io =
+        clearpaint_core::weights::SafetensorsFile::open(fixtures().join("generate_io.safetensors"))
+            .unwrap();
+    let bytes: Vec<u8> = io
+        .read_f32("latents")
+        .unwrap()
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let view =
+        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![1, 4, 4, 5], &bytes)
+            .unwrap();
+    let latents = dir.path().join("latents.safetensors");
+    safetensors::serialize_to_file([("latents", view)], None, &latents).unwrap();
+    let out = dir.path().join("fox.png");
+    let model = fixtures().join("tiny_sd_inpaint4");
+    let o = generate(&[
+        "--model",
+        s(&model),
+        "--prompt",
+        "a red fox in the snow",
+        "--negative-prompt",
+        "blurry",
+        "--width",
+        "40",
+        "--height",
+        "32",
+        "--steps",
+        "4",
+        "--guidance",
+        "7.5",
+        "--scheduler",
+        "euler",
+        "--latents",
+        s(&latents),
+        "--seed",
+        "3",
+        "--out",
+        s(&out),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let img = image::open(&out).unwrap().to_rgb8();
+    assert_eq!(img.dimensions(), (40, 32));
+    let want = io.read_ints("out.euler.7.5.standard").unwrap();
+    let max = img
+        .as_raw()
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (*a as i64 - b).abs())
+        .max()
+        .unwrap();
+    assert!(max <= 1, "max pixel difference {max}/255");
+    let text = clearpaint_core::imaging::png_text(&out).unwrap();
+    let params = &text.iter().find(|(k, _)| k == "parameters").unwrap().1;
+    assert!(
+        params.starts_with("a red fox in the snow\nNegative prompt: blurry\nSteps: 4, Sampler: Euler, CFG scale: 7.5, Seed: 3, Size: 40x32"),
+        "{params}"
+    );
+}
+
+#[test]
+fn a_size_that_is_not_a_multiple_of_8_is_an_error_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x.png");
+    let model = fixtures().join("tiny_sd_inpaint4");
+    let o = generate(&[
+        "--model",
+        s(&model),
+        "--width",
+        "100",
+        "--height",
+        "30",
+        "--out",
+        s(&out),
+    ]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && e.contains("--width 100") && e.contains("multiple of 8"),
+        "{e}"
+    );
+    assert!(!out.exists());
+}

@@ -1,0 +1,102 @@
+//! Text-to-image against diffusers' StableDiffusionPipeline (make_generate_fixtures.py): the
+//! tiny 4-channel pipeline, the same initial latents, three schedulers, guidance on and off,
+//! the folder's VAE and the asymmetric decoder without condition; and a 9-channel model
+//! generating with A1111's all-masked conditioning.
+
+use clearpaint_core::device;
+use clearpaint_core::pipelines::generate::{self, GenerateRequest};
+use clearpaint_core::pipelines::inpaint::{DecoderChoice, InpaintModels, InpaintRequest};
+use clearpaint_core::progress::{CancelToken, NoProgress};
+use clearpaint_core::schedulers::SchedulerKind;
+use clearpaint_core::testing::fixture;
+use clearpaint_core::weights::SafetensorsFile;
+
+fn request(kind: SchedulerKind, guidance: f64, latents: Vec<f32>) -> GenerateRequest {
+    GenerateRequest {
+        base: InpaintRequest {
+            prompt: "a red fox in the snow".into(),
+            negative_prompt: "blurry".into(),
+            steps: 4,
+            guidance,
+            scheduler: kind,
+            latents: Some(latents),
+            ..InpaintRequest::default()
+        },
+        width: 40,
+        height: 32,
+    }
+}
+
+#[test]
+fn matches_diffusers_for_schedulers_guidance_and_decoders() {
+    let io = SafetensorsFile::open(fixture("generate_io.safetensors")).unwrap();
+    let latents = io.read_f32("latents").unwrap();
+    let cpu = device::cpu();
+    for (decoder, dname) in [
+        (DecoderChoice::Asymmetric, "asymmetric"),
+        (DecoderChoice::Standard, "standard"),
+    ] {
+        let asym = fixture("vae_asym_tiny");
+        let vae = (decoder == DecoderChoice::Asymmetric).then_some(asym.as_path());
+        let models = InpaintModels::load(&fixture("tiny_sd_inpaint4"), vae, decoder, &cpu).unwrap();
+        for kind in [
+            SchedulerKind::Ddim,
+            SchedulerKind::Euler,
+            SchedulerKind::DpmPp2mKarras,
+        ] {
+            for g in [1.0, 7.5] {
+                let out = generate::run(
+                    &models,
+                    &request(kind, g, latents.clone()),
+                    &NoProgress,
+                    &CancelToken::new(),
+                )
+                .unwrap();
+                assert_eq!(out.image.dimensions(), (40, 32));
+                let key = format!("out.{}.{g:?}.{dname}", kind.name());
+                let want = io.read_ints(&key).unwrap();
+                let max = out
+                    .image
+                    .pixels()
+                    .enumerate()
+                    .flat_map(|(i, p)| (0..3).map(move |c| (i * 3 + c, p[c])))
+                    .map(|(i, v)| (v as i64 - want[i]).abs())
+                    .max()
+                    .unwrap();
+                eprintln!("{key}: max diff {max}/255");
+                assert!(max <= 1, "{key}: max pixel difference {max}/255");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_nine_channel_model_generates_and_sizes_are_checked() {
+    let cpu = device::cpu();
+    let models = InpaintModels::load(
+        &fixture("tiny_sd_inpaint9"),
+        None,
+        DecoderChoice::Standard,
+        &cpu,
+    )
+    .unwrap();
+    let mut req = request(SchedulerKind::Ddim, 7.5, vec![0.5; 4 * 4 * 5]);
+    let a = generate::run(&models, &req, &NoProgress, &CancelToken::new())
+        .unwrap()
+        .image;
+    req.base.prompt = "a blue boat".into();
+    let b = generate::run(&models, &req, &NoProgress, &CancelToken::new())
+        .unwrap()
+        .image;
+    assert_eq!(a.dimensions(), (40, 32));
+    assert_ne!(a, b, "the prompt changed nothing");
+    req.width = 41;
+    let e = generate::run(&models, &req, &NoProgress, &CancelToken::new())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("--width 41") && e.contains("multiple of 8"),
+        "{e}"
+    );
+}
