@@ -34,6 +34,94 @@ pub struct GenerateArgs {
     pub sd: SdOptions,
 }
 
+#[derive(clap::Args, Debug)]
+pub struct Img2ImgArgs {
+    /// The image to start from (worked on at its size rounded down to a multiple of 8).
+    #[arg(long, value_name = "FILE")]
+    pub image: PathBuf,
+    /// Output PNG (written atomically; never replaced without --overwrite).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// How much to change: 1 = from pure noise, lower keeps more of the image.
+    #[arg(long, default_value_t = 0.75)]
+    pub strength: f64,
+    /// The noise added to the image's latents: a .safetensors tensor `latents` [1, 4, H/8, W/8].
+    #[arg(long, value_name = "FILE")]
+    pub latents: Option<PathBuf>,
+    #[arg(long)]
+    pub overwrite: bool,
+    #[command(flatten)]
+    pub sd: SdOptions,
+}
+
+/// An output path that may be written: not there (or --overwrite), in a folder that exists.
+fn check_out(out: &std::path::Path, overwrite: bool) -> Result<()> {
+    if !overwrite && out.exists() {
+        bail!(
+            "{}: already exists; pass --overwrite to replace it",
+            out.display()
+        );
+    }
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.is_dir()
+    {
+        bail!("{}: the output folder does not exist", dir.display());
+    }
+    Ok(())
+}
+
+/// Runs `f` with a step progress bar.
+fn with_bar<T>(steps: usize, f: impl FnOnce(&dyn clearpaint_core::progress::Progress) -> T) -> T {
+    let bar = ProgressBar::new(steps as u64);
+    step_bar(&bar);
+    let progress = |stage: &str, done: usize, total: usize| {
+        bar.set_message(stage.to_string());
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    };
+    let r = f(&progress);
+    bar.finish_and_clear();
+    r
+}
+
+pub fn run_img2img(args: &Img2ImgArgs, choice: DeviceChoice) -> Result<()> {
+    check_out(&args.out, args.overwrite)?;
+    let loaded = imaging::load(&args.image)?;
+    let latents = args.latents.as_deref().map(read_latents).transpose()?;
+    let seed = args.sd.seed.unwrap_or_else(random_seed);
+    let mut req = args.sd.request(seed, latents);
+    req.strength = args.strength;
+    req.validate().map_err(anyhow::Error::msg)?;
+    let models = args.sd.load(choice)?;
+    let start = Instant::now();
+    let out = with_bar(req.steps, |p| {
+        generate::img2img(&models, &loaded.rgba, &req, p, &CancelToken::new())
+    })?;
+    for note in &out.notes {
+        eprintln!("note: {note}");
+    }
+    let (w, h) = out.image.dimensions();
+    let params = parameters(&req, &models.model_name, w, h).replacen(
+        ", Version:",
+        &format!(", Denoising strength: {}, Version:", req.strength),
+        1,
+    );
+    let text = [
+        ("parameters", params),
+        (
+            "Software",
+            format!("clearpaint {}", env!("CARGO_PKG_VERSION")),
+        ),
+    ];
+    imaging::save_png(&args.out, &out.image, false, &text)?;
+    eprintln!(
+        "wrote {} ({w}x{h}, seed {seed}) in {:.1}s",
+        args.out.display(),
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
 /// A1111's txt2img `parameters` text.
 fn parameters(req: &InpaintRequest, model: &str, w: u32, h: u32) -> String {
     let mut s = req.prompt.clone();
@@ -52,17 +140,7 @@ fn parameters(req: &InpaintRequest, model: &str, w: u32, h: u32) -> String {
 }
 
 pub fn run(args: &GenerateArgs, choice: DeviceChoice) -> Result<()> {
-    if !args.overwrite && args.out.exists() {
-        bail!(
-            "{}: already exists; pass --overwrite to replace it",
-            args.out.display()
-        );
-    }
-    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty())
-        && !dir.is_dir()
-    {
-        bail!("{}: the output folder does not exist", dir.display());
-    }
+    check_out(&args.out, args.overwrite)?;
     let latents = args.latents.as_deref().map(read_latents).transpose()?;
     let seed = args.sd.seed.unwrap_or_else(random_seed);
     let req = GenerateRequest {
@@ -73,16 +151,9 @@ pub fn run(args: &GenerateArgs, choice: DeviceChoice) -> Result<()> {
     req.validate().map_err(anyhow::Error::msg)?;
     let models = args.sd.load(choice)?;
     let start = Instant::now();
-    let bar = ProgressBar::new(req.base.steps as u64);
-    step_bar(&bar);
-    let progress = |stage: &str, done: usize, total: usize| {
-        bar.set_message(stage.to_string());
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
-    };
-    let result = generate::run(&models, &req, &progress, &CancelToken::new());
-    bar.finish_and_clear();
-    let out = result?;
+    let out = with_bar(req.base.steps, |p| {
+        generate::run(&models, &req, p, &CancelToken::new())
+    })?;
     for note in &out.notes {
         eprintln!("note: {note}");
     }

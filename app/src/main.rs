@@ -49,6 +49,9 @@ enum Command {
     /// Text-to-image with Stable Diffusion 1.x (the asymmetric decoder without condition with
     /// --vae).
     Generate(Box<generate::GenerateArgs>),
+    /// Image-to-image with Stable Diffusion 1.x (--strength: how much to change). For a
+    /// region only, use `inpaint --strength`.
+    Img2img(Box<generate::Img2ImgArgs>),
     /// Process whole folders (resumable, shardable): `batch inpaint`, `batch weather`.
     #[command(subcommand)]
     Batch(batch::BatchCommand),
@@ -78,6 +81,7 @@ fn main() -> ExitCode {
         Command::Weather(args) => weather::run(args, cli.device),
         Command::Inpaint(args) => inpaint::run(args, cli.device),
         Command::Generate(args) => generate::run(args, cli.device),
+        Command::Img2img(args) => generate::run_img2img(args, cli.device),
         Command::Batch(cmd) => batch::run(cmd, cli.device),
         Command::Bench(args) => bench::run(args, cli.device),
     };

@@ -9,9 +9,9 @@ fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tools/reference/fixtures")
 }
 
-fn generate(args: &[&str]) -> Output {
+fn clearpaint(command: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_clearpaint"))
-        .arg("generate")
+        .arg(command)
         .args(args)
         .env("CLEARPAINT_DEVICE", "cpu")
         .output()
@@ -22,9 +22,8 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-#[test]
-fn generate_matches_diffusers_and_writes_a1111_parameters() {
-    let dir = tempfile::tempdir().unwrap();
+/// The fixture's io file and its latents written as a `--latents` file.
+fn latents_file(dir: &Path) -> (clearpaint_core::weights::SafetensorsFile, PathBuf) {
     let io =
         clearpaint_core::weights::SafetensorsFile::open(fixtures().join("generate_io.safetensors"))
             .unwrap();
@@ -37,34 +36,107 @@ fn generate_matches_diffusers_and_writes_a1111_parameters() {
     let view =
         safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![1, 4, 4, 5], &bytes)
             .unwrap();
-    let latents = dir.path().join("latents.safetensors");
+    let latents = dir.join("latents.safetensors");
     safetensors::serialize_to_file([("latents", view)], None, &latents).unwrap();
+    (io, latents)
+}
+
+fn parameters(path: &Path) -> String {
+    let text = clearpaint_core::imaging::png_text(path).unwrap();
+    text.into_iter().find(|(k, _)| k == "parameters").unwrap().1
+}
+
+#[test]
+fn img2img_matches_diffusers_and_records_the_strength() {
+    let dir = tempfile::tempdir().unwrap();
+    let (io, latents) = latents_file(dir.path());
+    let px: Vec<u8> = io
+        .read_ints("image")
+        .unwrap()
+        .iter()
+        .map(|&v| v as u8)
+        .collect();
+    let input = dir.path().join("in.png");
+    image::RgbImage::from_raw(40, 32, px)
+        .unwrap()
+        .save(&input)
+        .unwrap();
+    let out = dir.path().join("out.png");
+    let model = fixtures().join("tiny_sd_inpaint4");
+    let o = clearpaint(
+        "img2img",
+        &[
+            "--model",
+            s(&model),
+            "--image",
+            s(&input),
+            "--prompt",
+            "a red fox in the snow",
+            "--negative-prompt",
+            "blurry",
+            "--strength",
+            "0.6",
+            "--steps",
+            "5",
+            "--scheduler",
+            "ddim",
+            "--latents",
+            s(&latents),
+            "--out",
+            s(&out),
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let img = image::open(&out).unwrap().to_rgb8();
+    let want = io.read_ints("img2img.ddim.standard").unwrap();
+    let max = img
+        .as_raw()
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (*a as i64 - b).abs())
+        .max()
+        .unwrap();
+    assert!(max <= 1, "max pixel difference {max}/255");
+    assert!(
+        parameters(&out).contains("Denoising strength: 0.6"),
+        "{}",
+        parameters(&out)
+    );
+}
+
+#[test]
+fn generate_matches_diffusers_and_writes_a1111_parameters() {
+    let dir = tempfile::tempdir().unwrap();
+    let (io, latents) = latents_file(dir.path());
     let out = dir.path().join("fox.png");
     let model = fixtures().join("tiny_sd_inpaint4");
-    let o = generate(&[
-        "--model",
-        s(&model),
-        "--prompt",
-        "a red fox in the snow",
-        "--negative-prompt",
-        "blurry",
-        "--width",
-        "40",
-        "--height",
-        "32",
-        "--steps",
-        "4",
-        "--guidance",
-        "7.5",
-        "--scheduler",
-        "euler",
-        "--latents",
-        s(&latents),
-        "--seed",
-        "3",
-        "--out",
-        s(&out),
-    ]);
+    let o = clearpaint(
+        "generate",
+        &[
+            "--model",
+            s(&model),
+            "--prompt",
+            "a red fox in the snow",
+            "--negative-prompt",
+            "blurry",
+            "--width",
+            "40",
+            "--height",
+            "32",
+            "--steps",
+            "4",
+            "--guidance",
+            "7.5",
+            "--scheduler",
+            "euler",
+            "--latents",
+            s(&latents),
+            "--seed",
+            "3",
+            "--out",
+            s(&out),
+        ],
+    );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let img = image::open(&out).unwrap().to_rgb8();
     assert_eq!(img.dimensions(), (40, 32));
@@ -77,8 +149,7 @@ fn generate_matches_diffusers_and_writes_a1111_parameters() {
         .max()
         .unwrap();
     assert!(max <= 1, "max pixel difference {max}/255");
-    let text = clearpaint_core::imaging::png_text(&out).unwrap();
-    let params = &text.iter().find(|(k, _)| k == "parameters").unwrap().1;
+    let params = parameters(&out);
     assert!(
         params.starts_with("a red fox in the snow\nNegative prompt: blurry\nSteps: 4, Sampler: Euler, CFG scale: 7.5, Seed: 3, Size: 40x32"),
         "{params}"
@@ -90,16 +161,19 @@ fn a_size_that_is_not_a_multiple_of_8_is_an_error_and_nothing_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("x.png");
     let model = fixtures().join("tiny_sd_inpaint4");
-    let o = generate(&[
-        "--model",
-        s(&model),
-        "--width",
-        "100",
-        "--height",
-        "30",
-        "--out",
-        s(&out),
-    ]);
+    let o = clearpaint(
+        "generate",
+        &[
+            "--model",
+            s(&model),
+            "--width",
+            "100",
+            "--height",
+            "30",
+            "--out",
+            s(&out),
+        ],
+    );
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(
         !o.status.success() && e.contains("--width 100") && e.contains("multiple of 8"),

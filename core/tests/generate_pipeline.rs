@@ -27,6 +27,16 @@ fn request(kind: SchedulerKind, guidance: f64, latents: Vec<f32>) -> GenerateReq
     }
 }
 
+/// The largest difference of an RGB channel from the reference's `[h, w, 3]` bytes.
+fn max_diff(img: &image::RgbaImage, want: &[i64]) -> i64 {
+    img.pixels()
+        .flat_map(|p| [p[0], p[1], p[2]])
+        .zip(want)
+        .map(|(v, w)| (v as i64 - w).abs())
+        .max()
+        .unwrap()
+}
+
 #[test]
 fn matches_diffusers_for_schedulers_guidance_and_decoders() {
     let io = SafetensorsFile::open(fixture("generate_io.safetensors")).unwrap();
@@ -55,14 +65,7 @@ fn matches_diffusers_for_schedulers_guidance_and_decoders() {
                 assert_eq!(out.image.dimensions(), (40, 32));
                 let key = format!("out.{}.{g:?}.{dname}", kind.name());
                 let want = io.read_ints(&key).unwrap();
-                let max = out
-                    .image
-                    .pixels()
-                    .enumerate()
-                    .flat_map(|(i, p)| (0..3).map(move |c| (i * 3 + c, p[c])))
-                    .map(|(i, v)| (v as i64 - want[i]).abs())
-                    .max()
-                    .unwrap();
+                let max = max_diff(&out.image, &want);
                 eprintln!("{key}: max diff {max}/255");
                 assert!(max <= 1, "{key}: max pixel difference {max}/255");
             }
@@ -99,4 +102,36 @@ fn a_nine_channel_model_generates_and_sizes_are_checked() {
         e.contains("--width 41") && e.contains("multiple of 8"),
         "{e}"
     );
+}
+
+#[test]
+fn img2img_matches_diffusers_with_both_decoders() {
+    let io = SafetensorsFile::open(fixture("generate_io.safetensors")).unwrap();
+    let latents = io.read_f32("latents").unwrap();
+    let px = io.read_ints("image").unwrap();
+    let image = image::RgbaImage::from_fn(40, 32, |x, y| {
+        let i = ((y * 40 + x) * 3) as usize;
+        image::Rgba([px[i] as u8, px[i + 1] as u8, px[i + 2] as u8, 255])
+    });
+    let cpu = device::cpu();
+    for (decoder, dname) in [
+        (DecoderChoice::Asymmetric, "asymmetric"),
+        (DecoderChoice::Standard, "standard"),
+    ] {
+        let asym = fixture("vae_asym_tiny");
+        let vae = (decoder == DecoderChoice::Asymmetric).then_some(asym.as_path());
+        let models = InpaintModels::load(&fixture("tiny_sd_inpaint4"), vae, decoder, &cpu).unwrap();
+        for kind in [SchedulerKind::Ddim, SchedulerKind::DpmPp2mKarras] {
+            let mut req = request(kind, 7.5, latents.clone()).base;
+            req.steps = 5;
+            req.strength = 0.6;
+            let out =
+                generate::img2img(&models, &image, &req, &NoProgress, &CancelToken::new()).unwrap();
+            let key = format!("img2img.{}.{dname}", kind.name());
+            let want = io.read_ints(&key).unwrap();
+            let max = max_diff(&out.image, &want);
+            eprintln!("{key}: max diff {max}/255");
+            assert!(max <= 1, "{key}: max pixel difference {max}/255");
+        }
+    }
 }

@@ -1,4 +1,5 @@
-//! Text-to-image, as diffusers' `StableDiffusionPipeline` computes it: the prompt's context,
+//! Text-to-image, as diffusers' `StableDiffusionPipeline` computes it, and image-to-image
+//! (`StableDiffusionImg2ImgPipeline`): the prompt's context,
 //! noise scaled by the scheduler's initial sigma, the shared denoising loop, and the final
 //! decode (the asymmetric decoder without its condition branch when `--vae` is given, as
 //! `AsymmetricAutoencoderKL.decode(z)` does).
@@ -58,8 +59,67 @@ pub fn run(
     cancel: &CancelToken,
 ) -> Result<GenerateOutput, InpaintError> {
     req.validate().map_err(InpaintError::Request)?;
-    check_request(&req.base, models.scheduler_config.num_train_timesteps)?;
-    let (b, device) = (&req.base, &models.device);
+    let (h, w) = (req.height as usize, req.width as usize);
+    sample(models, &req.base, h, w, None, progress, cancel)
+}
+
+/// Image-to-image, as diffusers' `StableDiffusionImg2ImgPipeline`: the image's latents (the
+/// posterior's mode) noised to the step `strength` gives, then denoised from there. The image
+/// is worked on at its size rounded down to a multiple of 8 (as diffusers' preprocessing
+/// does); a result of another size is resized back to the input's, with a note.
+pub fn img2img(
+    models: &InpaintModels,
+    image: &RgbaImage,
+    req: &InpaintRequest,
+    progress: &dyn Progress,
+    cancel: &CancelToken,
+) -> Result<GenerateOutput, InpaintError> {
+    req.validate().map_err(InpaintError::Request)?;
+    let (iw, ih) = image.dimensions();
+    let (w, h) = (iw / 8 * 8, ih / 8 * 8);
+    if w == 0 || h == 0 || iw > MAX_SIDE || ih > MAX_SIDE {
+        return Err(InpaintError::Request(format!(
+            "the image is {iw}x{ih}: img2img needs 8 to {MAX_SIDE} pixels a side"
+        )));
+    }
+    let work = if (w, h) == (iw, ih) {
+        image.clone()
+    } else {
+        image::imageops::resize(image, w, h, image::imageops::FilterType::Lanczos3)
+    };
+    let x = imaging::to_tensor(&work, &models.device);
+    let mut out = sample(
+        models,
+        req,
+        h as usize,
+        w as usize,
+        Some(x),
+        progress,
+        cancel,
+    )?;
+    if (w, h) != (iw, ih) {
+        out.notes.push(format!(
+            "worked at {w}x{h} (a multiple of 8), resized back to {iw}x{ih}"
+        ));
+        out.image =
+            image::imageops::resize(&out.image, iw, ih, image::imageops::FilterType::Lanczos3);
+    }
+    Ok(out)
+}
+
+/// The shared body: context, scheduler, starting latents (noise, or `init`'s latents noised
+/// to the strength's first step), the loop and the decode, at `h` x `w` pixels.
+fn sample(
+    models: &InpaintModels,
+    b: &InpaintRequest,
+    h: usize,
+    w: usize,
+    init: Option<Tensor<4>>,
+    progress: &dyn Progress,
+    cancel: &CancelToken,
+) -> Result<GenerateOutput, InpaintError> {
+    check_request(b, models.scheduler_config.num_train_timesteps)?;
+    let device = &models.device;
     let mut notes = Vec::new();
     let nets = with_loras(models, b, &mut notes)?;
     let text = TextModels {
@@ -68,25 +128,33 @@ pub fn run(
         device,
         embeddings: nets.embeddings.as_ref(),
     };
-    let context = text.context(
-        &nets.prompt,
-        &nets.negative_prompt,
-        b.guidance > 1.0,
-        &mut notes,
-    );
+    let guided = b.guidance > 1.0;
+    let context = text.context(&nets.prompt, &nets.negative_prompt, guided, &mut notes);
     let mut sched = Scheduler::new(b.scheduler, models.scheduler_config.clone());
     sched.eta = b.eta;
     sched.set_timesteps(b.steps);
-    let (lh, lw) = ((req.height / 8) as usize, (req.width / 8) as usize);
+    let (lh, lw) = (h / 8, w / 8);
     let noise = latents::initial_noise(b.latents.as_deref(), b.seed, [1, 4, lh, lw], device)
         .map_err(InpaintError::Request)?;
-    let start = latents::starting_latents(&sched, &noise, None, 0);
     let (vae, vae_config) = models.vae();
+    let sf = vae_config.scaling_factor;
+    let (start, t_start) = match init {
+        Some(x) => {
+            let t_start = latents::begin_for_strength(&mut sched, b.steps, b.strength)
+                .map_err(InpaintError::Request)?;
+            let x0 = vae.encode(x).mode() * sf;
+            (
+                latents::starting_latents(&sched, &noise, Some(&x0), t_start),
+                t_start,
+            )
+        }
+        None => (latents::starting_latents(&sched, &noise, None, 0), 0),
+    };
     let conditioning = if models.unet_config.in_channels == 9 {
         let gray = Tensor::<4>::zeros([1, 3, lh * 8, lw * 8], device);
         Conditioning::Inpaint {
             mask: Tensor::<4>::ones([1, 1, lh, lw], device),
-            masked_latents: vae.encode(gray).mode() * vae_config.scaling_factor,
+            masked_latents: vae.encode(gray).mode() * sf,
         }
     } else {
         Conditioning::None
@@ -100,11 +168,10 @@ pub fn run(
         seed: b.seed,
     };
     let z = denoise
-        .run(&mut sched, start, 0, progress, cancel)
+        .run(&mut sched, start, t_start, progress, cancel)
         .ok_or(InpaintError::Cancelled)?;
     progress.update("decode", 0, 1);
-    let z = z / vae_config.scaling_factor;
-    let (decoded, tiling) = vae.decode_within(vae_config, z, None, models.max_tensor_bytes);
+    let (decoded, tiling) = vae.decode_within(vae_config, z / sf, None, models.max_tensor_bytes);
     if tiling.is_some() {
         notes.push("decoded in latent tiles to fit the device's largest buffer".into());
     }
