@@ -170,51 +170,51 @@ fn a_lora_for_another_model_or_of_another_format_is_an_error_naming_its_keys() {
     );
 }
 
-/// The formula LoRA of `lora_real_keys.json` (values from `formula_value`, alpha 2) as a file.
-fn formula_lora(path: &std::path::Path) {
-    let keys: Vec<(String, Vec<usize>)> =
+/// The four formula LoRA files of `lora_real_keys.json` (kohya, PEFT, LoHa, LoKr: each tensor
+/// from `formula_value` or the listed constant), written into `dir`.
+fn formula_loras(dir: &std::path::Path) -> Vec<LoraSpec> {
+    type Entry = (String, Vec<usize>, Option<f32>);
+    let listing: std::collections::BTreeMap<String, Vec<Entry>> =
         serde_json::from_str(&std::fs::read_to_string(fixture("lora_real_keys.json")).unwrap())
             .unwrap();
-    let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = keys
-        .iter()
-        .map(|(k, s)| {
-            let v = formula_value(k, s);
-            (
-                k.clone(),
-                s.clone(),
-                v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-            )
-        })
-        .collect();
-    let modules: std::collections::BTreeSet<String> = keys
-        .iter()
-        .map(|(k, _)| k.split('.').next().unwrap().to_string())
-        .collect();
-    for m in modules {
-        tensors.push((format!("{m}.alpha"), vec![], 2.0f32.to_le_bytes().to_vec()));
+    let mut specs = Vec::new();
+    for (format, entries) in &listing {
+        let tensors: Vec<(String, Vec<usize>, Vec<u8>)> = entries
+            .iter()
+            .map(|(k, s, c)| {
+                let v = c.map_or_else(|| formula_value(k, s), |c| vec![c]);
+                (
+                    k.clone(),
+                    s.clone(),
+                    v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+                )
+            })
+            .collect();
+        let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
+            .iter()
+            .map(|(k, s, b)| {
+                let v = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b);
+                (k.clone(), v.unwrap())
+            })
+            .collect();
+        let path = dir.join(format!("{format}.safetensors"));
+        safetensors::serialize_to_file(views, None, &path).unwrap();
+        specs.push(LoraSpec {
+            path,
+            te: 0.6,
+            unet: 0.8,
+        });
     }
-    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
-        .iter()
-        .map(|(k, s, b)| {
-            let v = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b);
-            (k.clone(), v.unwrap())
-        })
-        .collect();
-    safetensors::serialize_to_file(views, None, path).unwrap();
+    assert_eq!(specs.len(), 4);
+    specs
 }
 
 #[test]
-fn real_width_unet_and_text_encoder_with_a_lora_match_a1111() {
+fn real_width_unet_and_text_encoder_with_four_lora_formats_match_a1111() {
     let io = SafetensorsFile::open(fixture("lora_io.safetensors")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let d = burn::tensor::Device::flex();
-    let lora_path = dir.path().join("real.safetensors");
-    formula_lora(&lora_path);
-    let spec = [LoraSpec {
-        path: lora_path,
-        te: 0.6,
-        unet: 0.8,
-    }];
+    let spec = formula_loras(dir.path());
     let files = lora::open_all(&spec).unwrap();
     // The SD 1.5 inpainting UNet: the real config, formula weights in an f16 diffusers folder.
     let (unet_dir, _) = clearpaint_core::testing::write_sd15_inpaint_unet(dir.path());
@@ -227,7 +227,7 @@ fn real_width_unet_and_text_encoder_with_a_lora_match_a1111() {
         &load_tensor::<3>(&io, "real_context", &d),
     );
     assert_close(
-        "SD 1.5 UNet with a LoRA",
+        "SD 1.5 UNet with kohya, PEFT, LoHa and LoKr files",
         &to_vec(y),
         &io.read_f32("real_unet").unwrap(),
         1e-4,
@@ -266,7 +266,7 @@ fn real_width_unet_and_text_encoder_with_a_lora_match_a1111() {
         &d,
     ));
     assert_close(
-        "CLIP ViT-L with a LoRA",
+        "CLIP ViT-L with kohya, PEFT, LoHa and LoKr files",
         &to_vec(e),
         &io.read_f32("real_text").unwrap(),
         1e-4,

@@ -265,12 +265,37 @@ def merge(model, net, files):
                 m.weight += updown
 
 
+REAL_FORMATS = {
+    # format: (UNet layers, text-encoder layers) it patches, so that together the four files
+    # cover every attention and feed-forward projection of both networks.
+    "kohya": (("attn1.to_q", "attn1.to_k", "attn1.to_v", "attn1.to_out.0"), ("q_proj", "k_proj")),
+    "peft": (("attn2.to_q", "attn2.to_k", "attn2.to_v", "attn2.to_out.0"), ("v_proj",)),
+    "loha": (("ff.net.0.proj",), ("out_proj",)),
+    "lokr": (("ff.net.2",), ("fc1",)),
+}
+
+
+def real_parts(fmt, key, out, inp):
+    """(name, shape, constant or None) of one layer's tensors in `fmt`; None = formula."""
+    if fmt == "peft":
+        return [(f"{key}.lora_A.weight", (4, inp), None), (f"{key}.lora_B.weight", (out, 4), None)]
+    if fmt == "kohya":
+        t = [(f"{key}.lora_down.weight", (4, inp), None), (f"{key}.lora_up.weight", (out, 4), None)]
+    elif fmt == "loha":
+        t = [(f"{key}.hada_w{i}_{ab}", (out, 4) if ab == "a" else (4, inp), None) for i in "12" for ab in "ab"]
+    else:
+        t = [(f"{key}.lokr_w1", (2, 2), None), (f"{key}.lokr_w2_a", (out // 2, 4), None),
+             (f"{key}.lokr_w2_b", (4, inp // 2), None)]
+    return t + [(f"{key}.alpha", (), 2.0)]
+
+
 def real_width(io):
     """The SD 1.5 inpainting UNet (the real config, formula weights rounded to f16 as the Rust
-    test writes them) and SD 1.x's CLIP ViT-L text encoder (formula weights), each with a
-    formula kohya LoRA (rank 4, alpha 2) on every attention projection, merged as A1111 does at
-    UNet weight 0.8 and text-encoder weight 0.6. The LoRA keys and shapes go to
-    lora_real_keys.json; both sides compute the values from the formula."""
+    test writes them) and SD 1.x's CLIP ViT-L text encoder (formula weights), with four LoRA
+    files at once (kohya, PEFT, LoHa, LoKr; rank 4, alpha 2, formula values) covering every
+    attention and feed-forward projection, merged as A1111 does at UNet weight 0.8 and
+    text-encoder weight 0.6. The files' keys, shapes and constants go to lora_real_keys.json;
+    both sides compute the values from the formula."""
     import json
 
     import numpy as np
@@ -278,9 +303,8 @@ def real_width(io):
     from make_vae_fixtures import formula_value
 
     def formula(model, f16):
-        sd = model.state_dict()
         new = {}
-        for k, v in sd.items():
+        for k, v in model.state_dict().items():
             a = formula_value(k, tuple(v.shape))
             new[k] = torch.from_numpy(a.astype(np.float16).astype(np.float32) if f16 else a)
         model.load_state_dict(new)
@@ -293,19 +317,28 @@ def real_width(io):
                                       num_hidden_layers=12, num_attention_heads=12,
                                       max_position_embeddings=77, hidden_act="quick_gelu")).eval()
     formula(te, False)
-    keys = []
-    for net, model, w in (("unet", unet, 0.8), ("te", te, 0.6)):
-        mods = attn_layers(model, "" if net == "unet" else "text_model.")
-        lora = {}
-        for name, m in mods:
-            n = kohya_name(net, name)
-            for part, shape in (("lora_down.weight", (4, m.weight.shape[1])), ("lora_up.weight", (m.weight.shape[0], 4))):
-                lora[f"{n}.{part}"] = torch.from_numpy(formula_value(f"{n}.{part}", shape))
-                keys.append([f"{n}.{part}", list(shape)])
-            lora[f"{n}.alpha"] = torch.tensor(2.0)
-        merge(model, net, [(lora, w, w)])
+    listing, files = {}, []
+    for fmt, (unet_layers, te_layers) in REAL_FORMATS.items():
+        entries, sd = [], {}
+        for net, model, ends in (("unet", unet, unet_layers), ("te", te, te_layers)):
+            mods = [(n, m) for n, m in layers(model, "" if net == "unet" else "text_model.")
+                    if n.endswith(ends) and m.weight.dim() == 2]
+            for name, m in mods:
+                if fmt == "peft":
+                    key = ("unet." if net == "unet" else "text_encoder.") + name
+                else:
+                    key = kohya_name(net, name)
+                out, inp = m.weight.shape
+                for k, shape, const in real_parts(fmt, key, out, inp):
+                    v = torch.tensor(const) if const is not None else torch.from_numpy(formula_value(k, shape))
+                    sd[k] = v
+                    entries.append([k, list(shape), const])
+        listing[fmt] = entries
+        files.append((sd, 0.6, 0.8))
+    merge(unet, "unet", files)
+    merge(te, "te", files)
     with open(os.path.join(FIX, "lora_real_keys.json"), "w") as f:
-        json.dump(keys, f)
+        json.dump(listing, f)
     x = torch.randn(1, 9, 8, 8, generator=gen)
     ctx = torch.randn(1, 77, 768, generator=gen)
     t = torch.tensor([500.0])
@@ -313,7 +346,7 @@ def real_width(io):
     io["real_x"], io["real_t"], io["real_context"], io["real_ids"] = x, t, ctx, ids
     io["real_unet"] = unet(x, t, encoder_hidden_states=ctx).sample
     io["real_text"] = te(input_ids=ids).last_hidden_state
-    print("real-width UNet and text encoder with a formula LoRA")
+    print("real-width UNet and text encoder with four formula LoRA files")
 
 
 def whole_inpaint(io):
