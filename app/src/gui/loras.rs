@@ -26,6 +26,9 @@ pub struct LoraPanel {
     pub dir: String,
     pub embedding_dir: String,
     pub found: Vec<LoraEntry>,
+    /// The last prompt counted and its count (tokenizing runs only when the prompt changes,
+    /// not every frame).
+    counted: Option<(String, (String, Option<String>))>,
 }
 
 impl Default for LoraPanel {
@@ -34,6 +37,7 @@ impl Default for LoraPanel {
             dir: "weights/loras".into(),
             embedding_dir: "weights/embeddings".into(),
             found: Vec::new(),
+            counted: None,
         }
     }
 }
@@ -53,6 +57,18 @@ impl LoraPanel {
                 }
             })
             .collect();
+    }
+
+    /// [`token_count`] of `prompt`, remembered until the prompt changes.
+    pub fn count(&mut self, prompt: &str) -> (String, Option<String>) {
+        match &self.counted {
+            Some((p, c)) if p == prompt => c.clone(),
+            _ => {
+                let c = token_count(prompt);
+                self.counted = Some((prompt.to_string(), c.clone()));
+                c
+            }
+        }
     }
 
     /// The LoRAs switched on.

@@ -43,7 +43,7 @@ impl ClearpaintApp {
                 )
                 .labelled_by(l_prompt.id);
             });
-        let (count, dropped) = super::loras::token_count(&s.request.prompt);
+        let (count, dropped) = self.loras.count(&s.request.prompt);
         ui.weak(count);
         if let Some(d) = dropped {
             ui.colored_label(ui.visuals().warn_fg_color, d);

@@ -42,6 +42,10 @@ pub struct Encoded {
 pub struct ClipTokenizer {
     vocab: HashMap<String, u32>,
     ranks: HashMap<(String, String), usize>,
+    /// The merges by token ids: (left, right) -> (rank, merged id), when every merge's result
+    /// is in the vocabulary (real CLIP vocabularies); `bpe_ids` then merges without building
+    /// strings.
+    id_merges: Option<HashMap<(u32, u32), (usize, u32)>>,
     byte_chars: [char; 256],
     split: Regex,
     spaces: Regex,
@@ -105,6 +109,14 @@ impl ClipTokenizer {
             Some(p) => id(p)?,
             None => eos,
         };
+        let id_merges = merges
+            .iter()
+            .enumerate()
+            .map(|(i, (a, b))| {
+                let (a, b, ab) = (vocab.get(a)?, vocab.get(b)?, vocab.get(&format!("{a}{b}"))?);
+                Some(((*a, *b), (i, *ab)))
+            })
+            .collect::<Option<HashMap<_, _>>>();
         let ranks = merges
             .into_iter()
             .enumerate()
@@ -122,6 +134,7 @@ impl ClipTokenizer {
             spaces: Regex::new(r"\s+").expect("valid pattern"),
             vocab,
             ranks,
+            id_merges,
         })
     }
 
@@ -261,6 +274,53 @@ impl ClipTokenizer {
         self.eos
     }
 
+    /// The ids of one word's byte-pair merges: on ids when the vocabulary allows it (no string
+    /// is built per step), else through [`bpe`](Self::bpe).
+    fn bpe_ids(&self, word: &str) -> Vec<u32> {
+        let unknown = |t: &str| self.vocab.get(t).copied().unwrap_or(self.eos);
+        let Some(merges) = &self.id_merges else {
+            return self.bpe(word).iter().map(|t| unknown(t)).collect();
+        };
+        let chars: Vec<char> = word.chars().collect();
+        let mut parts: Vec<u32> = Vec::with_capacity(chars.len());
+        for (i, c) in chars.iter().enumerate() {
+            let t = if i + 1 == chars.len() {
+                format!("{c}</w>")
+            } else {
+                c.to_string()
+            };
+            match self.vocab.get(&t) {
+                Some(&id) => parts.push(id),
+                // A character the vocabulary lacks: the string path handles it as before.
+                None => return self.bpe(word).iter().map(|t| unknown(t)).collect(),
+            }
+        }
+        while parts.len() > 1 {
+            let best = parts
+                .windows(2)
+                .filter_map(|w| {
+                    merges
+                        .get(&(w[0], w[1]))
+                        .map(|&(r, m)| (r, (w[0], w[1]), m))
+                })
+                .min();
+            let Some((_, pair, merged)) = best else { break };
+            let mut out = Vec::with_capacity(parts.len());
+            let mut i = 0;
+            while i < parts.len() {
+                if i + 1 < parts.len() && (parts[i], parts[i + 1]) == pair {
+                    out.push(merged);
+                    i += 2;
+                } else {
+                    out.push(parts[i]);
+                    i += 1;
+                }
+            }
+            parts = out;
+        }
+        parts
+    }
+
     fn bpe(&self, word: &str) -> Vec<String> {
         let mut parts: Vec<String> = word.chars().map(|c| c.to_string()).collect();
         if let Some(last) = parts.last_mut() {
@@ -328,9 +388,7 @@ impl ClipTokenizer {
                     .bytes()
                     .map(|b| self.byte_chars[b as usize])
                     .collect();
-                for t in self.bpe(&mapped) {
-                    out.push(self.vocab.get(&t).copied().unwrap_or(self.eos));
-                }
+                out.extend(self.bpe_ids(&mapped));
             }
         }
         out.push(self.eos);
