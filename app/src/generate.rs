@@ -97,15 +97,26 @@ pub fn run_img2img(args: &Img2ImgArgs, choice: DeviceChoice) -> Result<()> {
     let out = with_bar(req.steps, |p| {
         generate::img2img(&models, &loaded.rgba, &req, p, &CancelToken::new())
     })?;
-    for note in &out.notes {
-        eprintln!("note: {note}");
-    }
     let (w, h) = out.image.dimensions();
     let params = parameters(&req, &models.model_name, w, h).replacen(
         ", Version:",
         &format!(", Denoising strength: {}, Version:", req.strength),
         1,
     );
+    finish(&args.out, &out, params, seed, start)
+}
+
+/// Prints the notes, writes the PNG with its parameters and says what was written.
+fn finish(
+    path: &std::path::Path,
+    out: &generate::GenerateOutput,
+    params: String,
+    seed: u64,
+    start: Instant,
+) -> Result<()> {
+    for note in &out.notes {
+        eprintln!("note: {note}");
+    }
     let text = [
         ("parameters", params),
         (
@@ -113,11 +124,12 @@ pub fn run_img2img(args: &Img2ImgArgs, choice: DeviceChoice) -> Result<()> {
             format!("clearpaint {}", env!("CARGO_PKG_VERSION")),
         ),
     ];
-    imaging::save_png(&args.out, &out.image, false, &text)?;
+    imaging::save_png(path, &out.image, false, &text)?;
+    let (w, h) = out.image.dimensions();
+    let secs = start.elapsed().as_secs_f64();
     eprintln!(
-        "wrote {} ({w}x{h}, seed {seed}) in {:.1}s",
-        args.out.display(),
-        start.elapsed().as_secs_f64()
+        "wrote {} ({w}x{h}, seed {seed}) in {secs:.1}s",
+        path.display()
     );
     Ok(())
 }
@@ -154,26 +166,6 @@ pub fn run(args: &GenerateArgs, choice: DeviceChoice) -> Result<()> {
     let out = with_bar(req.base.steps, |p| {
         generate::run(&models, &req, p, &CancelToken::new())
     })?;
-    for note in &out.notes {
-        eprintln!("note: {note}");
-    }
-    let text = [
-        (
-            "parameters",
-            parameters(&req.base, &models.model_name, args.width, args.height),
-        ),
-        (
-            "Software",
-            format!("clearpaint {}", env!("CARGO_PKG_VERSION")),
-        ),
-    ];
-    imaging::save_png(&args.out, &out.image, false, &text)?;
-    eprintln!(
-        "wrote {} ({}x{}, seed {seed}) in {:.1}s",
-        args.out.display(),
-        args.width,
-        args.height,
-        start.elapsed().as_secs_f64()
-    );
-    Ok(())
+    let params = parameters(&req.base, &models.model_name, args.width, args.height);
+    finish(&args.out, &out, params, seed, start)
 }
