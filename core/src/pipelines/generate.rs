@@ -10,10 +10,12 @@
 use burn::tensor::Tensor;
 use image::RgbaImage;
 
-use super::denoise::{Conditioning, Denoise};
-use super::inpaint::{InpaintError, InpaintModels, InpaintRequest, check_request, with_loras};
+use super::denoise::Conditioning;
+use super::inpaint::{
+    InpaintError, InpaintModels, InpaintRequest, check_request, denoiser, prompt_context,
+    with_loras,
+};
 use super::latents;
-use super::prompt::TextModels;
 use crate::imaging;
 use crate::progress::{CancelToken, Progress};
 use crate::schedulers::Scheduler;
@@ -122,14 +124,7 @@ fn sample(
     let device = &models.device;
     let mut notes = Vec::new();
     let nets = with_loras(models, b, &mut notes)?;
-    let text = TextModels {
-        tokenizer: &models.tokenizer,
-        encoder: nets.text_encoder.as_ref().unwrap_or(&models.text_encoder),
-        device,
-        embeddings: nets.embeddings.as_ref(),
-    };
-    let guided = b.guidance > 1.0;
-    let context = text.context(&nets.prompt, &nets.negative_prompt, guided, &mut notes);
+    let context = prompt_context(models, &nets, b, &mut notes);
     let mut sched = Scheduler::new(b.scheduler, models.scheduler_config.clone());
     sched.eta = b.eta;
     sched.set_timesteps(b.steps);
@@ -159,15 +154,7 @@ fn sample(
     } else {
         Conditioning::None
     };
-    let denoise = Denoise {
-        unet: nets.unet.as_ref().unwrap_or(&models.unet),
-        context: &context,
-        guidance: b.guidance,
-        conditioning,
-        step_noise: b.scheduler.is_stochastic() || b.eta > 0.0,
-        seed: b.seed,
-    };
-    let z = denoise
+    let z = denoiser(models, &nets, &context, b, conditioning)
         .run(&mut sched, start, t_start, progress, cancel)
         .ok_or(InpaintError::Cancelled)?;
     progress.update("decode", 0, 1);

@@ -400,18 +400,7 @@ pub fn run(
     let (lh, lw) = (ph / 8, pw / 8);
 
     let nets = with_loras(models, req, &mut notes)?;
-    let text = TextModels {
-        tokenizer: &models.tokenizer,
-        encoder: nets.text_encoder.as_ref().unwrap_or(&models.text_encoder),
-        device,
-        embeddings: nets.embeddings.as_ref(),
-    };
-    let context = text.context(
-        &nets.prompt,
-        &nets.negative_prompt,
-        req.guidance > 1.0,
-        &mut notes,
-    );
+    let context = prompt_context(models, &nets, req, &mut notes);
 
     let mut sched = Scheduler::new(req.scheduler, models.scheduler_config.clone());
     sched.eta = req.eta;
@@ -454,15 +443,7 @@ pub fn run(
         // Not reached: a 4-channel UNet always encodes the image.
         (None, None) => Conditioning::None,
     };
-    let denoise = Denoise {
-        unet: nets.unet.as_ref().unwrap_or(&models.unet),
-        context: &context,
-        guidance: req.guidance,
-        conditioning,
-        step_noise: req.scheduler.is_stochastic() || req.eta > 0.0,
-        seed: req.seed,
-    };
-    let latents = denoise
+    let latents = denoiser(models, &nets, &context, req, conditioning)
         .run(&mut sched, start, t_start, progress, cancel)
         .ok_or(InpaintError::Cancelled)?;
 
@@ -500,6 +481,45 @@ pub(super) fn with_loras(
         EmbeddingDb::load(d, &models.tokenizer, dim, notes)
     });
     Ok(nets)
+}
+
+/// The UNet's text context for the request's prompts, with the run's LoRAs and embeddings.
+pub(super) fn prompt_context(
+    models: &InpaintModels,
+    nets: &Networks,
+    req: &InpaintRequest,
+    notes: &mut Vec<String>,
+) -> Tensor<3> {
+    let text = TextModels {
+        tokenizer: &models.tokenizer,
+        encoder: nets.text_encoder.as_ref().unwrap_or(&models.text_encoder),
+        device: &models.device,
+        embeddings: nets.embeddings.as_ref(),
+    };
+    text.context(
+        &nets.prompt,
+        &nets.negative_prompt,
+        req.guidance > 1.0,
+        notes,
+    )
+}
+
+/// The denoising loop's inputs for this request (the run's UNet, with its LoRAs).
+pub(super) fn denoiser<'a>(
+    models: &'a InpaintModels,
+    nets: &'a Networks,
+    context: &'a Tensor<3>,
+    req: &InpaintRequest,
+    conditioning: Conditioning,
+) -> Denoise<'a> {
+    Denoise {
+        unet: nets.unet.as_ref().unwrap_or(&models.unet),
+        context,
+        guidance: req.guidance,
+        conditioning,
+        step_noise: req.scheduler.is_stochastic() || req.eta > 0.0,
+        seed: req.seed,
+    }
 }
 
 /// The request's numbers within what the scheduler can run.
