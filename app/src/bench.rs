@@ -157,11 +157,9 @@ fn inpaint_workload(
         "../../tools/reference/fixtures/unet_sd15_inpaint_config.json"
     ))?;
     let clip_config = clip::ClipTextConfig::sd1();
-    let models = InpaintModels {
+    let sd = inpaint::SdModels {
         unet: unet::UNet2DConditionModel::new(&config, dev),
         unet_config: config,
-        text_encoder: clip::ClipTextModel::new(&clip_config, dev),
-        tokenizer: clearpaint_core::models::tokenizer::ClipTokenizer::bundled(),
         scheduler_config: clearpaint_core::schedulers::SchedulerConfig::sd15(),
         vae: None,
         asym_vae: Some((
@@ -171,6 +169,11 @@ fn inpaint_workload(
         device: dev.clone(),
         max_tensor_bytes: selected.max_tensor_bytes,
         model_name: "bench".into(),
+    };
+    let models = InpaintModels {
+        sd,
+        text_encoder: clip::ClipTextModel::new(&clip_config, dev),
+        tokenizer: clearpaint_core::models::tokenizer::ClipTokenizer::bundled(),
     };
     let img = RgbaImage::from_fn(512, 512, |x, y| {
         Rgba([(x / 2) as u8, (y / 2) as u8, 128, 255])

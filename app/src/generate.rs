@@ -8,7 +8,6 @@ use anyhow::{Result, bail};
 use clearpaint_core::device::DeviceChoice;
 use clearpaint_core::imaging;
 use clearpaint_core::pipelines::generate::{self, GenerateRequest};
-use clearpaint_core::pipelines::inpaint::InpaintRequest;
 use clearpaint_core::progress::CancelToken;
 use indicatif::ProgressBar;
 
@@ -98,11 +97,7 @@ pub fn run_img2img(args: &Img2ImgArgs, choice: DeviceChoice) -> Result<()> {
         generate::img2img(&models, &loaded.rgba, &req, p, &CancelToken::new())
     })?;
     let (w, h) = out.image.dimensions();
-    let params = parameters(&req, &models.model_name, w, h).replacen(
-        ", Version:",
-        &format!(", Denoising strength: {}, Version:", req.strength),
-        1,
-    );
+    let params = generate::a1111_parameters(&req, &models.sd.model_name, w, h, true);
     finish(&args.out, &out, params, seed, start)
 }
 
@@ -134,23 +129,6 @@ fn finish(
     Ok(())
 }
 
-/// A1111's txt2img `parameters` text.
-fn parameters(req: &InpaintRequest, model: &str, w: u32, h: u32) -> String {
-    let mut s = req.prompt.clone();
-    if !req.negative_prompt.is_empty() {
-        s.push_str(&format!("\nNegative prompt: {}", req.negative_prompt));
-    }
-    s.push_str(&format!(
-        "\nSteps: {}, Sampler: {}, CFG scale: {}, Seed: {}, Size: {w}x{h}, Model: {model}, Version: clearpaint {}",
-        req.steps,
-        req.scheduler.a1111_name(),
-        req.guidance,
-        req.seed,
-        env!("CARGO_PKG_VERSION")
-    ));
-    s
-}
-
 pub fn run(args: &GenerateArgs, choice: DeviceChoice) -> Result<()> {
     check_out(&args.out, args.overwrite)?;
     let latents = args.latents.as_deref().map(read_latents).transpose()?;
@@ -166,6 +144,12 @@ pub fn run(args: &GenerateArgs, choice: DeviceChoice) -> Result<()> {
     let out = with_bar(req.base.steps, |p| {
         generate::run(&models, &req, p, &CancelToken::new())
     })?;
-    let params = parameters(&req.base, &models.model_name, args.width, args.height);
+    let params = generate::a1111_parameters(
+        &req.base,
+        &models.sd.model_name,
+        args.width,
+        args.height,
+        false,
+    );
     finish(&args.out, &out, params, seed, start)
 }

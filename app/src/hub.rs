@@ -479,6 +479,7 @@ mod tests {
             "cross-attention/asymmetric-autoencoder-kl-x-1-5",
             "cross-attention/asymmetric-autoencoder-kl-x-2",
             "stable-diffusion-v1-5/stable-diffusion-v1-5",
+            "Fantasy-Studio/Paint-by-Example",
         ] {
             let model = m.find(repo).unwrap_or_else(|| panic!("{repo} missing"));
             assert!(!model.files.is_empty());

@@ -8,6 +8,7 @@ use clap::ValueEnum;
 use clearpaint_core::device::{self, DeviceChoice};
 use clearpaint_core::imaging;
 use clearpaint_core::lora::LoraSpec;
+use clearpaint_core::pipelines::example::{self, ExampleModels};
 use clearpaint_core::pipelines::inpaint::{
     self, DecoderChoice, InpaintModels, InpaintRequest, Region,
 };
@@ -49,6 +50,8 @@ pub enum EngineArg {
 /// The engine a run uses.
 pub enum Engine {
     Diffusion(Box<InpaintModels>),
+    /// Paint-by-Example with its exemplar.
+    Example(Box<ExampleModels>, Box<Exemplar>),
     /// Why the classical engine runs.
     Classical(String),
 }
@@ -107,6 +110,13 @@ pub struct SdOptions {
     pub embedding_dir: PathBuf,
 }
 
+/// The exemplar image of a Paint-by-Example run.
+pub struct Exemplar {
+    pub image: image::RgbaImage,
+    /// Its file name, for the PNG's parameters.
+    pub name: String,
+}
+
 /// Generation options shared by `inpaint` and `batch inpaint`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct InpaintOptions {
@@ -133,6 +143,11 @@ pub struct InpaintOptions {
     /// Resize a mask of another size to the image (off: such a mask is an error).
     #[arg(long, value_enum, default_value = "on")]
     pub mask_resize: OnOff,
+    /// Paint-by-Example: repaint the mask after this exemplar image instead of a prompt;
+    /// --model is then a Paint-by-Example folder (e.g. Fantasy-Studio/Paint-by-Example; its
+    /// own default guidance is 5).
+    #[arg(long, value_name = "FILE")]
+    pub example: Option<PathBuf>,
 }
 
 impl InpaintOptions {
@@ -157,6 +172,21 @@ impl InpaintOptions {
     /// README's main command on a fresh machine), a named path that does not exist. A model
     /// that is there but does not load is an error, never silently replaced.
     pub fn engine(&self, choice: DeviceChoice, missing_ok: bool) -> Result<Engine> {
+        if let Some(path) = &self.example {
+            if self.engine == EngineArg::Classical {
+                bail!("--example needs the diffusion engine (the classical fill has no exemplar)");
+            }
+            let loaded = imaging::load(path)?;
+            let exemplar = Exemplar {
+                image: loaded.rgba,
+                name: path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_default(),
+            };
+            let models = self.sd.load_example(choice)?;
+            return Ok(Engine::Example(Box::new(models), Box::new(exemplar)));
+        }
         match self.engine {
             EngineArg::Classical => Ok(Engine::Classical("--engine classical".into())),
             EngineArg::Diffusion => Ok(Engine::Diffusion(Box::new(self.sd.load(choice)?))),
@@ -212,34 +242,53 @@ impl SdOptions {
 
     /// Loads the models, with a message naming what is missing when the folder is absent.
     pub fn load(&self, choice: DeviceChoice) -> Result<InpaintModels> {
+        let (model, vae) = self.paths(
+            "a diffusers Stable Diffusion 1.x folder or single-file checkpoint",
+            "Inpainting needs a diffusers Stable Diffusion 1.x folder or a single-file SD 1.x \
+             .safetensors checkpoint, e.g. stable-diffusion-v1-5/stable-diffusion-inpainting",
+            inpaint::REQUIRED,
+        )?;
+        let selected = device::select(choice)?;
+        eprintln!("loading {} on {}", model.display(), selected.description);
+        InpaintModels::load(&model, vae.as_deref(), self.decoder(), &selected)
+            .with_context(|| format!("loading {}", model.display()))
+    }
+
+    /// Loads a Paint-by-Example folder.
+    pub fn load_example(&self, choice: DeviceChoice) -> Result<ExampleModels> {
+        let (model, vae) = self.paths(
+            "a Paint-by-Example folder",
+            "--example needs a diffusers Paint-by-Example folder, e.g. \
+             Fantasy-Studio/Paint-by-Example",
+            example::REQUIRED,
+        )?;
+        let selected = device::select(choice)?;
+        eprintln!("loading {} on {}", model.display(), selected.description);
+        ExampleModels::load(&model, vae.as_deref(), self.decoder(), &selected)
+            .with_context(|| format!("loading {}", model.display()))
+    }
+
+    /// `--model` and `--vae` resolved (a known model's name where it is present on this
+    /// machine), or what to give when the model is absent.
+    fn paths(&self, what: &str, needs: &str, layout: &str) -> Result<(PathBuf, Option<PathBuf>)> {
         let Some(model) = &self.model else {
-            bail!(
-                "--engine diffusion needs --model PATH (a diffusers Stable Diffusion 1.x folder or \
-                 single-file checkpoint; see weights/README.md)"
-            );
+            bail!("--engine diffusion needs --model PATH ({what}; see weights/README.md)");
         };
-        // A known model's name (`sd15-inpainting`) where it is present on this machine.
         let weights = Path::new("weights");
-        let model = &clearpaint::hub::resolve_model_arg(model, weights);
+        let model = clearpaint::hub::resolve_model_arg(model, weights);
         let vae = self
             .vae
             .as_deref()
             .map(|v| clearpaint::hub::resolve_model_arg(v, weights));
         if !model.exists() {
             bail!(
-                "{}: no such model folder or file. Inpainting needs a diffusers Stable Diffusion \
-                 1.x folder ({}) or a single-file SD 1.x .safetensors checkpoint, e.g. \
-                 stable-diffusion-v1-5/stable-diffusion-inpainting, and for the asymmetric \
-                 decoder --vae with cross-attention/asymmetric-autoencoder-kl-x-1-5 (clearpaint \
-                 weights fetch sd15-inpainting / asym-vae-x1.5; see weights/README.md)",
+                "{}: no such model folder or file. {needs} ({layout}), and for the asymmetric \
+                 decoder --vae with cross-attention/asymmetric-autoencoder-kl-x-1-5 (see \
+                 weights/README.md)",
                 model.display(),
-                inpaint::REQUIRED
             );
         }
-        let selected = device::select(choice)?;
-        eprintln!("loading {} on {}", model.display(), selected.description);
-        InpaintModels::load(model, vae.as_deref(), self.decoder(), &selected)
-            .with_context(|| format!("loading {}", model.display()))
+        Ok((model, vae))
     }
 }
 
@@ -344,7 +393,7 @@ pub fn run(args: &InpaintArgs, choice: DeviceChoice) -> Result<()> {
         "wrote {} ({w}x{h}, {}) in {:.1}s",
         args.out.display(),
         match &engine {
-            Engine::Diffusion(_) => format!("seed {seed}"),
+            Engine::Diffusion(_) | Engine::Example(..) => format!("seed {seed}"),
             Engine::Classical(_) => "classical fill".to_string(),
         },
         start.elapsed().as_secs_f64()
@@ -384,30 +433,59 @@ pub fn run_one(
             Ok((out, text))
         }
         Engine::Diffusion(models) => {
-            let own;
-            let bar = match bar {
-                Some(b) => b,
-                None => {
-                    own = ProgressBar::new(req.steps as u64);
-                    step_bar(&own);
-                    &own
-                }
-            };
-            let progress = |stage: &str, done: usize, total: usize| {
-                bar.set_message(stage.to_string());
-                bar.set_length(total as u64);
-                bar.set_position(done as u64);
-            };
-            let cancel = CancelToken::new();
-            let result = inpaint::run(models, image, mask, req, &progress, &cancel);
-            bar.finish_and_clear();
+            let result = with_bar(req, bar, |progress, cancel| {
+                inpaint::run(models, image, mask, req, progress, cancel)
+            });
             let out = result?;
             let (w, h) = out.image.dimensions();
             let mut text = png_text(req, models, w, h);
             text.push(("clearpaint:engine", "diffusion".to_string()));
             Ok((out, text))
         }
+        Engine::Example(models, exemplar) => {
+            let result = with_bar(req, bar, |progress, cancel| {
+                example::run(models, image, mask, &exemplar.image, req, progress, cancel)
+            });
+            let out = result?;
+            let (w, h) = out.image.dimensions();
+            let params =
+                example::a1111_parameters(req, &models.sd.model_name, &exemplar.name, w, h);
+            let text = vec![
+                ("parameters", params),
+                ("clearpaint:engine", "paint-by-example".to_string()),
+                (
+                    "Software",
+                    format!("clearpaint {}", env!("CARGO_PKG_VERSION")),
+                ),
+            ];
+            Ok((out, text))
+        }
     }
+}
+
+/// Runs `f` with step progress shown on `bar` (a new bar when `None`), cleared at the end.
+fn with_bar<T>(
+    req: &InpaintRequest,
+    bar: Option<&ProgressBar>,
+    f: impl FnOnce(&dyn clearpaint_core::progress::Progress, &CancelToken) -> T,
+) -> T {
+    let own;
+    let bar = match bar {
+        Some(b) => b,
+        None => {
+            own = ProgressBar::new(req.steps as u64);
+            step_bar(&own);
+            &own
+        }
+    };
+    let progress = |stage: &str, done: usize, total: usize| {
+        bar.set_message(stage.to_string());
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    };
+    let result = f(&progress, &CancelToken::new());
+    bar.finish_and_clear();
+    result
 }
 
 /// PNG text chunks of an inpainting result.

@@ -364,6 +364,10 @@ fn load(path: &Path, kind: Option<ModelKind>, choice: DeviceChoice) -> Result<()
             let m = clip::load_folder(path, dev)?;
             (burn::module::Module::num_params(&m.model), "text encoder")
         }
+        ModelKind::ImageEncoder => {
+            let m = clearpaint_core::models::paint_by_example::load_folder(path, dev)?;
+            (burn::module::Module::num_params(&m.model), "image encoder")
+        }
         ModelKind::Checkpoint => {
             let f = SafetensorsFile::open(path)?;
             let u = ldm::load_unet(&f, dev)?;

@@ -556,3 +556,132 @@ fn loras_are_listed_switched_on_with_a_weight_and_used_by_the_run() {
     assert!(params.starts_with("a red fox <lora:locon:0.7>"), "{params}");
     assert!(params.contains("Lora hashes: \"locon: "), "{params}");
 }
+
+fn fixture(name: &str) -> String {
+    assets()
+        .join("../tools/reference/fixtures")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// A diffusion run in `mode` (chosen by clicking its button) with a tiny model.
+fn run_mode(mut app: ClearpaintApp, mode: &str, model: &str) -> Harness<'static, ClearpaintApp> {
+    app.settings.engine = EngineChoice::Diffusion;
+    app.settings.model_dir = fixture(model);
+    app.settings.request.prompt = "a lake".into();
+    app.settings.request.steps = 2;
+    app.settings.request.seed = 5;
+    app.settings.device = clearpaint_core::device::DeviceChoice::Cpu;
+    let mut h = harness(app);
+    h.run();
+    h.get_by_label(mode).click();
+    h.run();
+    h.get_by_label("Run").click();
+    h.run();
+    h.state_mut().wait_for_job();
+    h.run();
+    h
+}
+
+fn params_of(h: &Harness<'_, ClearpaintApp>) -> String {
+    h.state().editor.as_ref().unwrap().params.clone().unwrap()
+}
+
+#[test]
+fn generate_mode_makes_a_new_image_of_the_chosen_size_without_one_open() {
+    let mut app = ClearpaintApp::new();
+    app.settings.width = 72;
+    app.settings.height = 64;
+    let h = run_mode(app, "Generate", "tiny_sd_inpaint4");
+    assert!(h.state().error.is_none(), "{:?}", h.state().error);
+    assert_eq!(
+        h.state().settings.mode,
+        clearpaint::gui::app::Mode::Generate
+    );
+    let ed = h.state().editor.as_ref().expect("a new image");
+    assert_eq!(ed.image.dimensions(), (72, 64));
+    assert_eq!(ed.mask.dimensions(), (72, 64));
+    let params = params_of(&h);
+    assert!(
+        params.starts_with("a lake\nSteps: 2") && params.contains("Size: 72x64"),
+        "{params}"
+    );
+    assert!(!params.contains("Denoising strength"), "{params}");
+}
+
+#[test]
+fn edit_mode_reworks_the_whole_image_by_the_strength() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.png");
+    image::RgbaImage::from_fn(48, 40, |x, y| {
+        image::Rgba([(x * 5) as u8, (y * 6) as u8, 90, 255])
+    })
+    .save(&input)
+    .unwrap();
+    let mut app = ClearpaintApp::new();
+    app.open_path(&input);
+    app.settings.request.strength = 0.5;
+    let before = app.editor.as_ref().unwrap().image.clone();
+    // No mask painted: Edit does not need one.
+    let h = run_mode(app, "Edit", "tiny_sd_inpaint4");
+    assert!(h.state().error.is_none(), "{:?}", h.state().error);
+    let ed = h.state().editor.as_ref().unwrap();
+    assert_eq!(ed.image.dimensions(), (48, 40));
+    // Every part of the image changes (not only a masked area).
+    let changed = |x0: u32, y0: u32| {
+        (0..8).any(|d| ed.image.get_pixel(x0 + d, y0 + d) != before.get_pixel(x0 + d, y0 + d))
+    };
+    assert!(
+        changed(0, 0) && changed(40, 32),
+        "the whole image is reworked"
+    );
+    assert!(
+        params_of(&h).contains("Denoising strength: 0.5"),
+        "{}",
+        params_of(&h)
+    );
+}
+
+#[test]
+fn by_example_mode_repaints_after_the_exemplar_and_needs_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let exemplar = dir.path().join("ref.png");
+    image::RgbaImage::from_fn(45, 37, |x, y| {
+        image::Rgba([(x * 3) as u8, 200, (y * 4) as u8, 255])
+    })
+    .save(&exemplar)
+    .unwrap();
+    // Without an exemplar: an error saying what to do.
+    let h = run_mode(opened_with_mask(), "By example", "tiny_pbe");
+    let err = h.state().error.clone().expect("an error");
+    assert!(err.contains("Pick an exemplar"), "{err}");
+
+    let mut app = opened_with_mask();
+    app.settings.example_path = exemplar.display().to_string();
+    app.settings.request.mask_blur = 0;
+    let before = app.editor.as_ref().unwrap().image.clone();
+    let mask = app.editor.as_ref().unwrap().mask.clone();
+    let h = run_mode(app, "By example", "tiny_pbe");
+    assert!(h.state().error.is_none(), "{:?}", h.state().error);
+    let ed = h.state().editor.as_ref().unwrap();
+    assert!(ed.image != before, "the masked area was repainted");
+    for (x, y, p) in ed.image.enumerate_pixels() {
+        if mask.get_pixel(x, y)[0] == 0 {
+            assert_eq!(p, before.get_pixel(x, y));
+        }
+    }
+    assert!(h.query_by_label_contains("prompt is not used").is_some());
+    let params = params_of(&h);
+    assert!(
+        params.contains("Exemplar: ref.png") && params.contains("Model: tiny_pbe"),
+        "{params}"
+    );
+
+    // An SD folder in By example mode names what is missing.
+    let mut app = opened_with_mask();
+    app.settings.example_path = exemplar.display().to_string();
+    let h = run_mode(app, "By example", "tiny_sd_inpaint9");
+    let err = h.state().error.clone().expect("an error");
+    assert!(err.contains("no image_encoder/"), "{err}");
+}

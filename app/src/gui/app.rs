@@ -35,9 +35,46 @@ pub enum Tab {
     Weather,
 }
 
+/// What the Inpaint tab's Run does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Repaint the mask after the prompt.
+    Inpaint,
+    /// A new image from the prompt (text-to-image).
+    Generate,
+    /// The whole image reworked after the prompt (image-to-image, by the strength).
+    Edit,
+    /// Repaint the mask after an exemplar image (Paint-by-Example).
+    Example,
+}
+
+impl Mode {
+    pub const ALL: [Mode; 4] = [Mode::Inpaint, Mode::Generate, Mode::Edit, Mode::Example];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Mode::Inpaint => "Inpaint",
+            Mode::Generate => "Generate",
+            Mode::Edit => "Edit",
+            Mode::Example => "By example",
+        }
+    }
+
+    /// Whether a run repaints a painted mask.
+    pub fn needs_mask(self) -> bool {
+        matches!(self, Mode::Inpaint | Mode::Example)
+    }
+}
+
 /// The inpainting panel's settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    pub mode: Mode,
+    /// Generate's output size (multiples of 8).
+    pub width: u32,
+    pub height: u32,
+    /// By example's exemplar image.
+    pub example_path: String,
     pub model_dir: String,
     pub vae_dir: String,
     pub engine: EngineChoice,
@@ -50,6 +87,10 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
+            mode: Mode::Inpaint,
+            width: 512,
+            height: 512,
+            example_path: String::new(),
             model_dir: String::new(),
             vae_dir: String::new(),
             engine: EngineChoice::Auto,
@@ -234,6 +275,7 @@ impl ClearpaintApp {
                 self.mask_path_input = first.display().to_string();
                 self.save_mask(&first);
             }
+            Purpose::PickExemplar => self.settings.example_path = first.display().to_string(),
             Purpose::AddWeatherImages | Purpose::AddWeatherFolder => {
                 for p in &paths {
                     self.weather.add(p);

@@ -13,6 +13,7 @@ pub enum Purpose {
     SaveImage,
     LoadMask,
     SaveMask,
+    PickExemplar,
     AddWeatherImages,
     AddWeatherFolder,
 }
@@ -35,6 +36,11 @@ impl Dialog {
             let picked = match purpose {
                 Purpose::OpenImage => images.set_title("Open image").pick_file().map(|p| vec![p]),
                 Purpose::LoadMask => png.set_title("Load mask").pick_file().map(|p| vec![p]),
+                Purpose::PickExemplar => images
+                    .clone()
+                    .set_title("Exemplar image")
+                    .pick_file()
+                    .map(|p| vec![p]),
                 Purpose::SaveImage => png.set_title("Save image").save_file().map(|p| vec![p]),
                 Purpose::SaveMask => png.set_title("Save mask").save_file().map(|p| vec![p]),
                 Purpose::AddWeatherImages => images.set_title("Add night images").pick_files(),

@@ -6,12 +6,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, channel};
 
 use clearpaint_core::device::{self, DeviceChoice};
-use clearpaint_core::pipelines::inpaint::{self, DecoderChoice, InpaintModels};
+use clearpaint_core::pipelines::inpaint::{self, DecoderChoice};
 use clearpaint_core::progress::CancelToken;
 use eframe::egui;
 use image::RgbaImage;
 
-use super::app::{ClearpaintApp, EngineChoice, Settings};
+use super::app::{ClearpaintApp, EngineChoice, Mode, Settings};
 
 /// What a run sends back.
 enum JobResult {
@@ -29,6 +29,8 @@ pub(super) struct Job {
     pub(super) total: Arc<AtomicUsize>,
     cancel: CancelToken,
     pub(super) started: std::time::Instant,
+    /// Generate's result opens as a new image.
+    mode: Mode,
 }
 
 impl ClearpaintApp {
@@ -38,8 +40,13 @@ impl ClearpaintApp {
 
     /// Starts a run on a worker thread.
     pub fn start_run(&mut self, ctx: &egui::Context) {
-        let Some(ed) = &self.editor else { return };
-        if ed.mask_pixels() == 0 {
+        let mode = self.settings.mode;
+        let (image, mask) = match &self.editor {
+            Some(ed) => (ed.image.clone(), ed.mask.clone()),
+            None if mode == Mode::Generate => (RgbaImage::new(1, 1), image::GrayImage::new(1, 1)),
+            None => return,
+        };
+        if mode.needs_mask() && !mask.pixels().any(|p| p[0] > 0) {
             self.error = Some("Paint the area to repaint first (the mask is empty).".into());
             return;
         }
@@ -47,8 +54,6 @@ impl ClearpaintApp {
         let done = Arc::new(AtomicUsize::new(0));
         let total = Arc::new(AtomicUsize::new(self.settings.request.steps));
         let cancel = CancelToken::new();
-        let image = ed.image.clone();
-        let mask = ed.mask.clone();
         let mut settings = self.settings.clone();
         settings.request.loras = self.loras.specs();
         settings.request.lora_dir = Some(self.loras.dir.clone().into());
@@ -68,6 +73,7 @@ impl ClearpaintApp {
             total,
             cancel,
             started: std::time::Instant::now(),
+            mode,
         });
     }
 
@@ -85,9 +91,14 @@ impl ClearpaintApp {
             return;
         };
         let secs = job.started.elapsed().as_secs_f32();
+        let fresh = job.mode == Mode::Generate;
         self.job = None;
         match result {
             JobResult::Done(img, notes, params) => {
+                if fresh || self.editor.is_none() {
+                    self.editor = Some(self.new_editor(img.clone(), false));
+                    self.texture = None;
+                }
                 if let Some(ed) = &mut self.editor {
                     ed.apply_result(img, params);
                 }
@@ -148,15 +159,29 @@ fn run_job(
             Err(e) => JobResult::Failed(e.to_string()),
         };
     let model = settings.model_dir.trim();
+    let inpainting = settings.mode == Mode::Inpaint;
     match settings.engine {
-        EngineChoice::Classical => return classical(None),
-        EngineChoice::Auto if model.is_empty() => {
+        EngineChoice::Classical if inpainting => return classical(None),
+        EngineChoice::Auto if inpainting && model.is_empty() => {
             return classical(Some("no model folder set".into()));
+        }
+        EngineChoice::Classical => {
+            return JobResult::Failed(format!(
+                "{} needs the diffusion engine (the classical fill only inpaints).",
+                settings.mode.label()
+            ));
         }
         _ => {}
     }
     if model.is_empty() {
-        return JobResult::Failed("Set a model folder (a diffusers Stable Diffusion 1.x inpainting folder; see weights/README.md).".into());
+        return JobResult::Failed(format!(
+            "Set a model folder ({}; see weights/README.md).",
+            if settings.mode == Mode::Example {
+                "a diffusers Paint-by-Example folder"
+            } else {
+                "a diffusers Stable Diffusion 1.x folder or checkpoint"
+            }
+        ));
     }
     let selected = match shared {
         Some(s) if settings.device != DeviceChoice::Cpu => s,
@@ -166,38 +191,17 @@ fn run_job(
         },
     };
     let vae = settings.vae_dir.trim();
-    let decoder = if vae.is_empty() {
-        DecoderChoice::Standard
-    } else {
-        settings.request.decoder
-    };
+    let mut req = settings.request.clone();
+    if vae.is_empty() {
+        req.decoder = DecoderChoice::Standard;
+    }
     // Known model names (`sd15-inpainting`) resolve to where they are on this machine.
     let weights = Path::new("weights");
-    let model_path = crate::hub::resolve_model_arg(Path::new(model), weights);
-    let vae_path =
-        (!vae.is_empty()).then(|| crate::hub::resolve_model_arg(Path::new(vae), weights));
-    let models = match InpaintModels::load(&model_path, vae_path.as_deref(), decoder, &selected) {
-        Ok(m) => m,
-        Err(e) => {
-            let msg = if model_path.exists() {
-                e.to_string()
-            } else {
-                format!(
-                    "{model}: no such model folder or file; it needs a diffusers folder with {} \
-                     or a single-file SD 1.x checkpoint (see weights/README.md)",
-                    inpaint::REQUIRED
-                )
-            };
-            // Auto falls back only when there is no model; a broken one is an error.
-            return if settings.engine == EngineChoice::Auto && !model_path.exists() {
-                classical(Some(msg))
-            } else {
-                JobResult::Failed(msg)
-            };
-        }
+    let paths = ModelPaths {
+        model: crate::hub::resolve_model_arg(Path::new(model), weights),
+        vae: (!vae.is_empty()).then(|| crate::hub::resolve_model_arg(Path::new(vae), weights)),
+        selected,
     };
-    let mut req = settings.request.clone();
-    req.decoder = decoder;
     let progress = |stage: &str, d: usize, t: usize| {
         if stage == "denoise" {
             done.store(d, Ordering::SeqCst);
@@ -205,12 +209,35 @@ fn run_job(
             ctx.request_repaint();
         }
     };
-    match inpaint::run(&models, image, mask, &req, &progress, cancel) {
-        Ok(out) => {
-            let params = inpaint::a1111_parameters(&req, &models, image.width(), image.height());
-            JobResult::Done(out.image, out.notes, params)
+    let input = Input { image, mask };
+    match super::modes::run(settings, &req, &paths, &input, &progress, cancel) {
+        Ok((img, notes, params)) => JobResult::Done(img, notes, params),
+        Err(Failure::Cancelled) => JobResult::Cancelled,
+        // Auto falls back only when there is no model; a broken one is an error.
+        Err(Failure::NoModel(msg)) if inpainting && settings.engine == EngineChoice::Auto => {
+            classical(Some(msg))
         }
-        Err(inpaint::InpaintError::Cancelled) => JobResult::Cancelled,
-        Err(e) => JobResult::Failed(e.to_string()),
+        Err(Failure::NoModel(msg) | Failure::Error(msg)) => JobResult::Failed(msg),
     }
+}
+
+/// Where a run's models are and the device they load on.
+pub(super) struct ModelPaths {
+    pub model: std::path::PathBuf,
+    pub vae: Option<std::path::PathBuf>,
+    pub selected: device::Selected,
+}
+
+/// The image and mask a run works on.
+pub(super) struct Input<'a> {
+    pub image: &'a RgbaImage,
+    pub mask: &'a image::GrayImage,
+}
+
+/// Why a mode's run gave no image.
+pub(super) enum Failure {
+    Cancelled,
+    /// The model path does not exist (the message says what it needs).
+    NoModel(String),
+    Error(String),
 }

@@ -7,6 +7,7 @@ pub mod editor;
 mod jobs;
 pub mod loras;
 pub mod models;
+mod modes;
 pub mod prefs;
 mod results;
 mod settings;

@@ -7,7 +7,7 @@ use clearpaint_core::pipelines::inpaint::{DecoderChoice, Region};
 use clearpaint_core::schedulers::SchedulerKind;
 use eframe::egui;
 
-use super::app::{ClearpaintApp, EngineChoice};
+use super::app::{ClearpaintApp, EngineChoice, Mode};
 
 impl ClearpaintApp {
     pub(super) fn settings_panel(&mut self, ui: &mut egui::Ui) {
@@ -26,10 +26,34 @@ impl ClearpaintApp {
         });
     }
 
-    /// The heading, the prompt and the negative prompt.
+    /// The mode row and what the mode takes: the prompts, Generate's size, the exemplar.
     fn prompt_section(&mut self, ui: &mut egui::Ui) {
         let s = &mut self.settings;
-        ui.heading("Inpaint");
+        ui.horizontal(|ui| {
+            for m in Mode::ALL {
+                ui.selectable_value(&mut s.mode, m, m.label());
+            }
+        });
+        match s.mode {
+            Mode::Generate => {
+                ui.add(
+                    egui::Slider::new(&mut s.width, 64..=2048)
+                        .step_by(8.0)
+                        .text("Width"),
+                );
+                ui.add(
+                    egui::Slider::new(&mut s.height, 64..=2048)
+                        .step_by(8.0)
+                        .text("Height"),
+                );
+            }
+            Mode::Example => {
+                self.exemplar_section(ui);
+                return;
+            }
+            Mode::Inpaint | Mode::Edit => {}
+        }
+        let s = &mut self.settings;
         let l_prompt = ui.label("Prompt");
         // A long prompt scrolls in its box instead of pushing the panel down.
         egui::ScrollArea::vertical()
@@ -53,6 +77,27 @@ impl ClearpaintApp {
             egui::TextEdit::singleline(&mut s.request.negative_prompt).hint_text("negative prompt"),
         )
         .labelled_by(l_negative.id);
+    }
+
+    /// By example's exemplar: a path field and a file dialog.
+    fn exemplar_section(&mut self, ui: &mut egui::Ui) {
+        let l_ex = ui.label("Exemplar");
+        ui.horizontal(|ui| {
+            ui.add(
+                egui::TextEdit::singleline(&mut self.settings.example_path)
+                    .hint_text("the image to paint the mask after"),
+            )
+            .labelled_by(l_ex.id);
+            if ui
+                .add_enabled(self.dialog.is_none(), egui::Button::new("Pick…"))
+                .on_hover_text("choose the exemplar in a file dialog")
+                .clicked()
+            {
+                let ctx = ui.ctx().clone();
+                self.open_dialog(super::dialogs::Purpose::PickExemplar, &ctx);
+            }
+        });
+        ui.weak("Needs a Paint-by-Example model folder (Fantasy-Studio/Paint-by-Example).");
     }
 
     /// Engine, scheduler, steps, guidance, strength, seed.
@@ -144,7 +189,10 @@ impl ClearpaintApp {
         let running = self.job.is_some();
         ui.horizontal(|ui| {
             if ui
-                .add_enabled(!running && self.editor.is_some(), egui::Button::new("Run"))
+                .add_enabled(
+                    !running && (self.editor.is_some() || self.settings.mode == Mode::Generate),
+                    egui::Button::new("Run"),
+                )
                 .clicked()
             {
                 let ctx = ui.ctx().clone();

@@ -11,7 +11,9 @@ use burn::tensor::Device;
 
 use super::augan::AuganGenerator;
 use super::clip::{self, ClipTextConfig, ClipTextModel};
+use super::clip_vision::ClipVisionConfig;
 use super::ldm;
+use super::paint_by_example::{self, PaintByExampleImageEncoder};
 use super::unet::{self, UNet2DConditionModel, UNetConfig};
 use super::vae::{self, AutoencoderKL, VaeConfig, VaeConfigJson};
 use crate::weights::{
@@ -30,17 +32,20 @@ pub enum ModelKind {
     Vae,
     AsymmetricVae,
     TextEncoder,
+    /// Paint-by-Example's image encoder (CLIP vision tower + mapper).
+    ImageEncoder,
     Augan,
 }
 
 impl ModelKind {
-    pub const ALL: [ModelKind; 7] = [
+    pub const ALL: [ModelKind; 8] = [
         ModelKind::Pipeline,
         ModelKind::Checkpoint,
         ModelKind::UNet,
         ModelKind::Vae,
         ModelKind::AsymmetricVae,
         ModelKind::TextEncoder,
+        ModelKind::ImageEncoder,
         ModelKind::Augan,
     ];
 
@@ -52,6 +57,7 @@ impl ModelKind {
             ModelKind::Vae => "vae",
             ModelKind::AsymmetricVae => "asym-vae",
             ModelKind::TextEncoder => "text-encoder",
+            ModelKind::ImageEncoder => "image-encoder",
             ModelKind::Augan => "augan",
         }
     }
@@ -65,6 +71,7 @@ impl ModelKind {
             ModelKind::Vae => "an AutoencoderKL (VAE)",
             ModelKind::AsymmetricVae => "an AsymmetricAutoencoderKL (asymmetric VAE)",
             ModelKind::TextEncoder => "a CLIPTextModel (text encoder)",
+            ModelKind::ImageEncoder => "a PaintByExampleImageEncoder (image encoder)",
             ModelKind::Augan => "an AU-GAN generator",
         }
     }
@@ -162,6 +169,8 @@ pub fn guess_kind(files: &[SafetensorsFile]) -> Option<ModelKind> {
         Some(ModelKind::Vae)
     } else if any("text_model.embeddings.") || any("embeddings.token_embedding.") {
         Some(ModelKind::TextEncoder)
+    } else if any("model.vision_model.") && any("mapper.blocks.") {
+        Some(ModelKind::ImageEncoder)
     } else if has("e1.conv") && has("out") {
         Some(ModelKind::Augan)
     } else {
@@ -240,6 +249,7 @@ fn claimed_kind(config: &Path) -> Result<ModelKind, String> {
         "AutoencoderKL" => Ok(ModelKind::Vae),
         "AsymmetricAutoencoderKL" => Ok(ModelKind::AsymmetricVae),
         "CLIPTextModel" | "clip_text_model" => Ok(ModelKind::TextEncoder),
+        "PaintByExampleImageEncoder" => Ok(ModelKind::ImageEncoder),
         "" => Err("config.json names no model class (_class_name or architectures)".into()),
         other => Err(format!(
             "config.json describes '{other}', which clearpaint does not run"
@@ -323,6 +333,18 @@ pub fn check_component(dir: &Path, expect: Option<ModelKind>) -> PartCheck {
                 ClipTextModel::new(&c, &device),
                 &files,
                 clip::remap(),
+                &mut part,
+            ),
+            Err(p) => part.problems.push(config_err(p)),
+        },
+        ModelKind::ImageEncoder => match comp
+            .validated_config(ClipVisionConfig::validate)
+            .map_err(|e| e.problem())
+        {
+            Ok(c) => dry_run(
+                PaintByExampleImageEncoder::new(&c, &device),
+                &files,
+                paint_by_example::remap(),
                 &mut part,
             ),
             Err(p) => part.problems.push(config_err(p)),
@@ -439,7 +461,8 @@ pub fn check_file(path: &Path, expect: Option<ModelKind>) -> Vec<PartCheck> {
 }
 
 /// Checks a diffusers pipeline folder: model_index.json (if present), unet/, vae/,
-/// text_encoder/ (all required), the scheduler config.
+/// text_encoder/ (all required; image_encoder/ instead for Paint-by-Example), the scheduler
+/// config.
 pub fn check_pipeline(dir: &Path) -> Vec<PartCheck> {
     let mut parts = Vec::new();
     let mut top = PartCheck::new(dir, Some(ModelKind::Pipeline));
@@ -460,11 +483,12 @@ pub fn check_pipeline(dir: &Path) -> Vec<PartCheck> {
             Err(e) => top.problems.push(e.to_string()),
         }
     }
-    for (sub, kind) in [
-        ("unet", ModelKind::UNet),
-        ("vae", ModelKind::Vae),
-        ("text_encoder", ModelKind::TextEncoder),
-    ] {
+    let encoder = if dir.join("image_encoder").is_dir() && !dir.join("text_encoder").is_dir() {
+        ("image_encoder", ModelKind::ImageEncoder)
+    } else {
+        ("text_encoder", ModelKind::TextEncoder)
+    };
+    for (sub, kind) in [("unet", ModelKind::UNet), ("vae", ModelKind::Vae), encoder] {
         let d = dir.join(sub);
         if !d.is_dir() {
             top.problems

@@ -135,6 +135,57 @@ pub struct ClipEncoder {
     pub layers: Vec<ClipEncoderLayer>,
 }
 
+impl ClipEncoder {
+    /// The first `n` pre-LayerNorm layers on `x` `[B, T, D]` (causal self-attention for the
+    /// text encoder, full for the vision tower).
+    pub fn forward(&self, mut x: Tensor<3>, n: usize, causal: bool, quick_gelu: bool) -> Tensor<3> {
+        for layer in &self.layers[..n.min(self.layers.len())] {
+            let r = x.clone();
+            let h = layer.layer_norm1.forward(x);
+            let a = &layer.self_attn;
+            let q = split_heads(linear(&a.q_proj, h.clone()), a.heads);
+            let k = split_heads(linear(&a.k_proj, h.clone()), a.heads);
+            let v = split_heads(linear(&a.v_proj, h), a.heads);
+            let o = linear(&a.out_proj, merge_heads(sdpa(q, k, v, causal)));
+            x = r + o;
+            let r = x.clone();
+            let h = linear(&layer.mlp.fc1, layer.layer_norm2.forward(x));
+            let h = if quick_gelu {
+                h.clone() * sigmoid(h * 1.702)
+            } else {
+                gelu(h)
+            };
+            x = r + linear(&layer.mlp.fc2, h);
+        }
+        x
+    }
+
+    /// `n` layers of width `d` (`heads` heads, MLP width `inter`).
+    pub fn new(n: usize, d: usize, heads: usize, inter: usize, eps: f64, device: &Device) -> Self {
+        let ln = || LayerNormConfig::new(d).with_epsilon(eps).init(device);
+        let lin = |i: usize, o: usize| LinearConfig::new(i, o).init(device);
+        ClipEncoder {
+            layers: (0..n)
+                .map(|_| ClipEncoderLayer {
+                    layer_norm1: ln(),
+                    self_attn: ClipAttention {
+                        q_proj: lin(d, d),
+                        k_proj: lin(d, d),
+                        v_proj: lin(d, d),
+                        out_proj: lin(d, d),
+                        heads,
+                    },
+                    layer_norm2: ln(),
+                    mlp: ClipMlp {
+                        fc1: lin(d, inter),
+                        fc2: lin(inter, d),
+                    },
+                })
+                .collect(),
+        }
+    }
+}
+
 #[derive(Module, Debug)]
 pub struct ClipTextModel {
     pub embeddings: ClipEmbeddings,
@@ -152,31 +203,19 @@ impl ClipTextModel {
                 .with_epsilon(c.layer_norm_eps)
                 .init(device)
         };
-        let lin = |i: usize, o: usize| LinearConfig::new(i, o).init(device);
         ClipTextModel {
             embeddings: ClipEmbeddings {
                 token_embedding: EmbeddingConfig::new(c.vocab_size, d).init(device),
                 position_embedding: EmbeddingConfig::new(c.max_position_embeddings, d).init(device),
             },
-            encoder: ClipEncoder {
-                layers: (0..c.num_hidden_layers)
-                    .map(|_| ClipEncoderLayer {
-                        layer_norm1: ln(),
-                        self_attn: ClipAttention {
-                            q_proj: lin(d, d),
-                            k_proj: lin(d, d),
-                            v_proj: lin(d, d),
-                            out_proj: lin(d, d),
-                            heads: c.num_attention_heads,
-                        },
-                        layer_norm2: ln(),
-                        mlp: ClipMlp {
-                            fc1: lin(d, c.intermediate_size),
-                            fc2: lin(c.intermediate_size, d),
-                        },
-                    })
-                    .collect(),
-            },
+            encoder: ClipEncoder::new(
+                c.num_hidden_layers,
+                d,
+                c.num_attention_heads,
+                c.intermediate_size,
+                c.layer_norm_eps,
+                device,
+            ),
             final_layer_norm: ln(),
             quick_gelu: c.hidden_act == "quick_gelu",
         }
@@ -211,26 +250,9 @@ impl ClipTextModel {
         let pos: Tensor<2, Int> = Tensor::<1, Int>::arange(0..t as i64, &device)
             .reshape([1, t])
             .repeat_dim(0, b);
-        let mut x = tokens + self.embeddings.position_embedding.forward(pos);
+        let x = tokens + self.embeddings.position_embedding.forward(pos);
         let n = self.encoder.layers.len().saturating_sub(skip);
-        for layer in &self.encoder.layers[..n] {
-            let r = x.clone();
-            let h = layer.layer_norm1.forward(x);
-            let a = &layer.self_attn;
-            let q = split_heads(linear(&a.q_proj, h.clone()), a.heads);
-            let k = split_heads(linear(&a.k_proj, h.clone()), a.heads);
-            let v = split_heads(linear(&a.v_proj, h), a.heads);
-            let o = linear(&a.out_proj, merge_heads(sdpa(q, k, v, true)));
-            x = r + o;
-            let r = x.clone();
-            let h = linear(&layer.mlp.fc1, layer.layer_norm2.forward(x));
-            let h = if self.quick_gelu {
-                h.clone() * sigmoid(h * 1.702)
-            } else {
-                gelu(h)
-            };
-            x = r + linear(&layer.mlp.fc2, h);
-        }
+        let x = self.encoder.forward(x, n, true, self.quick_gelu);
         self.final_layer_norm.forward(x)
     }
 }

@@ -16,12 +16,9 @@ use crate::schedulers::Scheduler;
 pub enum Conditioning {
     /// Text only (text-to-image, image-to-image).
     None,
-    /// A 9-channel inpainting UNet: the latent mask and the masked image's latents are
-    /// concatenated to the input at every step.
-    Inpaint {
-        mask: Tensor<4>,
-        masked_latents: Tensor<4>,
-    },
+    /// A 9-channel UNet: these channels (the latent mask and the masked image's latents, in
+    /// the model's order) are concatenated to the scaled input at every step.
+    Channels(Tensor<4>),
     /// A 4-channel UNet editing a region: after every step the original latents, noised to
     /// the next step with `noise`, replace the latents outside `mask` (1 = repaint).
     Blend {
@@ -98,14 +95,8 @@ impl Denoise<'_> {
             latents.clone()
         };
         let mut x = sched.scale_model_input(x);
-        if let Conditioning::Inpaint {
-            mask,
-            masked_latents,
-        } = &self.conditioning
-        {
-            let m = mask.clone().repeat_dim(0, batch);
-            let ml = masked_latents.clone().repeat_dim(0, batch);
-            x = Tensor::cat(vec![x, m, ml], 1);
+        if let Conditioning::Channels(extra) = &self.conditioning {
+            x = Tensor::cat(vec![x, extra.clone().repeat_dim(0, batch)], 1);
         }
         let eps = self.unet.forward(x, &vec![t as f32; batch], self.context);
         if cfg {

@@ -12,8 +12,8 @@ use image::RgbaImage;
 
 use super::denoise::Conditioning;
 use super::inpaint::{
-    InpaintError, InpaintModels, InpaintRequest, check_request, denoiser, prompt_context,
-    with_loras,
+    DecoderChoice, InpaintError, InpaintModels, InpaintRequest, check_request, denoiser,
+    prompt_context, with_loras,
 };
 use super::latents;
 use crate::imaging;
@@ -89,7 +89,7 @@ pub fn img2img(
     } else {
         image::imageops::resize(image, w, h, image::imageops::FilterType::Lanczos3)
     };
-    let x = imaging::to_tensor(&work, &models.device);
+    let x = imaging::to_tensor(&work, &models.sd.device);
     let mut out = sample(
         models,
         req,
@@ -120,18 +120,18 @@ fn sample(
     progress: &dyn Progress,
     cancel: &CancelToken,
 ) -> Result<GenerateOutput, InpaintError> {
-    check_request(b, models.scheduler_config.num_train_timesteps)?;
-    let device = &models.device;
+    check_request(b, models.sd.scheduler_config.num_train_timesteps)?;
+    let device = &models.sd.device;
     let mut notes = Vec::new();
     let nets = with_loras(models, b, &mut notes)?;
     let context = prompt_context(models, &nets, b, &mut notes);
-    let mut sched = Scheduler::new(b.scheduler, models.scheduler_config.clone());
+    let mut sched = Scheduler::new(b.scheduler, models.sd.scheduler_config.clone());
     sched.eta = b.eta;
     sched.set_timesteps(b.steps);
     let (lh, lw) = (h / 8, w / 8);
     let noise = latents::initial_noise(b.latents.as_deref(), b.seed, [1, 4, lh, lw], device)
         .map_err(InpaintError::Request)?;
-    let (vae, vae_config) = models.vae();
+    let (vae, vae_config) = models.sd.vae();
     let sf = vae_config.scaling_factor;
     let (start, t_start) = match init {
         Some(x) => {
@@ -145,12 +145,10 @@ fn sample(
         }
         None => (latents::starting_latents(&sched, &noise, None, 0), 0),
     };
-    let conditioning = if models.unet_config.in_channels == 9 {
+    let conditioning = if models.sd.unet_config.in_channels == 9 {
         let gray = Tensor::<4>::zeros([1, 3, lh * 8, lw * 8], device);
-        Conditioning::Inpaint {
-            mask: Tensor::<4>::ones([1, 1, lh, lw], device),
-            masked_latents: vae.encode(gray).mode() * sf,
-        }
+        let mask = Tensor::<4>::ones([1, 1, lh, lw], device);
+        Conditioning::Channels(Tensor::cat(vec![mask, vae.encode(gray).mode() * sf], 1))
     } else {
         Conditioning::None
     };
@@ -158,7 +156,7 @@ fn sample(
         .run(&mut sched, start, t_start, progress, cancel)
         .ok_or(InpaintError::Cancelled)?;
     progress.update("decode", 0, 1);
-    let (decoded, tiling) = vae.decode_within(vae_config, z / sf, None, models.max_tensor_bytes);
+    let (decoded, tiling) = vae.decode_within(vae_config, z / sf, None, models.sd.max_tensor_bytes);
     if tiling.is_some() {
         notes.push("decoded in latent tiles to fit the device's largest buffer".into());
     }
@@ -167,4 +165,43 @@ fn sample(
         image: imaging::from_tensor(decoded),
         notes,
     })
+}
+
+/// A1111's txt2img `parameters` text (img2img: with its denoising strength), with the LoRA
+/// hashes and the decoder.
+pub fn a1111_parameters(
+    req: &InpaintRequest,
+    model: &str,
+    w: u32,
+    h: u32,
+    img2img: bool,
+) -> String {
+    let (prompt, hashes) =
+        super::networks::a1111_text(&req.prompt, &req.loras, req.lora_dir.as_deref());
+    let mut s = prompt;
+    if !req.negative_prompt.is_empty() {
+        s.push_str(&format!("\nNegative prompt: {}", req.negative_prompt));
+    }
+    s.push_str(&format!(
+        "\nSteps: {}, Sampler: {}, CFG scale: {}, Seed: {}, Size: {w}x{h}, Model: {model}",
+        req.steps,
+        req.scheduler.a1111_name(),
+        req.guidance,
+        req.seed,
+    ));
+    if img2img {
+        s.push_str(&format!(", Denoising strength: {}", req.strength));
+    }
+    if let Some(h) = hashes {
+        s.push_str(&format!(", Lora hashes: \"{h}\""));
+    }
+    s.push_str(&format!(
+        ", Decoder: {}, Version: clearpaint {}",
+        match req.decoder {
+            DecoderChoice::Asymmetric => "asymmetric VQGAN (no condition)",
+            DecoderChoice::Standard => "standard VAE",
+        },
+        env!("CARGO_PKG_VERSION")
+    ));
+    s
 }

@@ -12,28 +12,26 @@
 //! Image latents use the VAE posterior's mean (diffusers samples it; the reference fixtures
 //! patch diffusers to use the mean too, so both are deterministic).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use image::{GrayImage, RgbaImage};
 
 use super::denoise::{Conditioning, Denoise};
 use super::latents;
+pub use super::models::{InpaintModels, REQUIRED, SdModels};
 use super::networks::{self, Networks};
 use super::prompt::TextModels;
 use super::region;
 pub use super::region::{Region, prepare_mask};
-use crate::device::Selected;
 use crate::imaging;
-use crate::models::clip::{self, ClipTextModel};
-use crate::models::ldm;
-use crate::models::tokenizer::{ClipTokenizer, TokenizerError};
-use crate::models::unet::{self, UNet2DConditionModel, UNetConfig};
-use crate::models::vae::{self, AutoencoderKL, VaeConfig, downsample_mask};
+use crate::models::tokenizer::TokenizerError;
+use crate::models::unet::UNet2DConditionModel;
+use crate::models::vae::downsample_mask;
 use crate::progress::{CancelToken, Progress};
 use crate::prompts::EmbeddingDb;
-use crate::schedulers::{Scheduler, SchedulerConfig, SchedulerKind};
-use crate::weights::{SafetensorsFile, WeightsError, read_config};
+use crate::schedulers::{Scheduler, SchedulerKind};
+use crate::weights::WeightsError;
 
 /// Errors of the inpainting pipeline; each says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -170,197 +168,6 @@ impl InpaintRequest {
     }
 }
 
-/// The models of a pipeline folder, loaded once for many runs.
-pub struct InpaintModels {
-    pub unet: UNet2DConditionModel,
-    pub unet_config: UNetConfig,
-    pub text_encoder: ClipTextModel,
-    pub tokenizer: ClipTokenizer,
-    pub scheduler_config: SchedulerConfig,
-    /// The folder's VAE (`vae/`), when the standard decoder is used.
-    pub vae: Option<(AutoencoderKL, VaeConfig)>,
-    /// The asymmetric VAE (`--vae`), when given.
-    pub asym_vae: Option<(AutoencoderKL, VaeConfig)>,
-    pub device: Device,
-    pub max_tensor_bytes: u64,
-    pub model_name: String,
-}
-
-/// The files a pipeline folder needs, for error messages.
-pub const REQUIRED: &str = "unet/ (config.json + diffusion_pytorch_model[.fp16].safetensors), \
-    vae/, text_encoder/ (config.json + model[.fp16].safetensors); tokenizer/ and scheduler/ are \
-    optional";
-
-impl InpaintModels {
-    /// Loads `model_dir` (a diffusers pipeline folder) and optionally an asymmetric VAE folder.
-    /// Only the VAE the chosen decoder needs is loaded.
-    pub fn load(
-        model_dir: &Path,
-        asym_vae_dir: Option<&Path>,
-        decoder: DecoderChoice,
-        selected: &Selected,
-    ) -> Result<Self, InpaintError> {
-        let device = &selected.device;
-        let checkpoint = open_model_path(model_dir)?;
-        let (u, c, tokenizer, scheduler_config) = match &checkpoint {
-            Some(file) => (
-                ldm::load_unet(file, device)?,
-                ldm::load_text_encoder(file, device)?,
-                ClipTokenizer::bundled(),
-                SchedulerConfig::sd15(),
-            ),
-            None => {
-                let u = unet::load_folder(model_dir.join("unet"), device)?;
-                let c = clip::load_folder(model_dir.join("text_encoder"), device)?;
-                let tokenizer =
-                    ClipTokenizer::from_folder_or_bundled(Some(&model_dir.join("tokenizer")))?;
-                let sched_path = model_dir.join("scheduler").join("scheduler_config.json");
-                let scheduler_config = if sched_path.is_file() {
-                    let cfg: SchedulerConfig = read_config(&sched_path)?;
-                    cfg.validate().map_err(|problem| InpaintError::Model {
-                        path: sched_path.clone(),
-                        problem,
-                    })?;
-                    cfg
-                } else {
-                    SchedulerConfig::sd15()
-                };
-                (u, c, tokenizer, scheduler_config)
-            }
-        };
-        let asym_vae = load_asymmetric(decoder, asym_vae_dir, device)?;
-        let vae = if asym_vae.is_none() {
-            let v = match &checkpoint {
-                Some(file) => ldm::load_vae(file, device)?,
-                None => vae::load_folder(model_dir.join("vae"), device)?,
-            };
-            Some((v.model, v.config))
-        } else {
-            None
-        };
-        check_pair(model_dir, &tokenizer, &c.config, &u.config)?;
-        Ok(InpaintModels {
-            unet: u.model,
-            unet_config: u.config,
-            text_encoder: c.model,
-            tokenizer,
-            scheduler_config,
-            vae,
-            asym_vae,
-            device: device.clone(),
-            max_tensor_bytes: selected.max_tensor_bytes,
-            model_name: model_dir
-                .file_stem()
-                .map(|s| s.to_string_lossy().to_string())
-                .unwrap_or_default(),
-        })
-    }
-
-    pub(super) fn vae(&self) -> &(AutoencoderKL, VaeConfig) {
-        self.asym_vae
-            .as_ref()
-            .or(self.vae.as_ref())
-            .expect("a VAE is always loaded")
-    }
-}
-
-/// `model_dir` as a single-file checkpoint (`Some`) or a diffusers folder (`None`), or why it
-/// is neither.
-fn open_model_path(model_dir: &Path) -> Result<Option<SafetensorsFile>, InpaintError> {
-    let single_file = model_dir.is_file();
-    if !single_file && !model_dir.is_dir() {
-        return Err(InpaintError::Model {
-            path: model_dir.to_path_buf(),
-            problem: format!(
-                "no such file or folder; expected a diffusers pipeline folder with \
-                 {REQUIRED}, or a single-file SD 1.x checkpoint (.safetensors)"
-            ),
-        });
-    }
-    if single_file {
-        let file = SafetensorsFile::open(model_dir)?;
-        if !ldm::is_ldm_checkpoint(&file) {
-            return Err(InpaintError::Model {
-                path: model_dir.to_path_buf(),
-                problem: "not a single-file Stable Diffusion checkpoint (no \
-                          model.diffusion_model.* tensors); give a diffusers pipeline folder \
-                          or an SD 1.x .safetensors checkpoint"
-                    .into(),
-            });
-        }
-        return Ok(Some(file));
-    }
-    for sub in ["unet", "text_encoder"] {
-        if !model_dir.join(sub).is_dir() {
-            return Err(InpaintError::Model {
-                path: model_dir.to_path_buf(),
-                problem: format!("no {sub}/ folder; a diffusers pipeline folder has {REQUIRED}"),
-            });
-        }
-    }
-    Ok(None)
-}
-
-/// The asymmetric VAE for the asymmetric decoder (which needs one), `None` for the standard.
-fn load_asymmetric(
-    decoder: DecoderChoice,
-    asym_vae_dir: Option<&Path>,
-    device: &Device,
-) -> Result<Option<(AutoencoderKL, VaeConfig)>, InpaintError> {
-    Ok(match (decoder, asym_vae_dir) {
-        (DecoderChoice::Asymmetric, Some(dir)) => {
-            let v = vae::load_folder(dir, device)?;
-            if !v.config.asymmetric {
-                return Err(InpaintError::Model {
-                    path: dir.to_path_buf(),
-                    problem: "not an asymmetric VAE (AsymmetricAutoencoderKL); use it with \
-                              --decoder standard or give the asymmetric VAE folder"
-                        .into(),
-                });
-            }
-            Some((v.model, v.config))
-        }
-        (DecoderChoice::Asymmetric, None) => {
-            return Err(InpaintError::Request(
-                "--decoder asymmetric needs --vae DIR (an AsymmetricAutoencoderKL folder such \
-                 as cross-attention/asymmetric-autoencoder-kl-x-1-5); or use --decoder standard"
-                    .into(),
-            ));
-        }
-        _ => None,
-    })
-}
-
-/// The tokenizer, text encoder and UNet of `model_dir` belong together.
-fn check_pair(
-    model_dir: &Path,
-    tokenizer: &ClipTokenizer,
-    text: &clip::ClipTextConfig,
-    unet: &UNetConfig,
-) -> Result<(), InpaintError> {
-    if tokenizer.vocab_len() > text.vocab_size {
-        return Err(InpaintError::Model {
-            path: model_dir.to_path_buf(),
-            problem: format!(
-                "the tokenizer has {} tokens but the text encoder embeds only {}; the \
-                 tokenizer does not belong to this text encoder",
-                tokenizer.vocab_len(),
-                text.vocab_size
-            ),
-        });
-    }
-    if unet.cross_attention_dim != text.hidden_size {
-        return Err(InpaintError::Model {
-            path: model_dir.to_path_buf(),
-            problem: format!(
-                "the UNet attends to {}-wide text but the text encoder gives {}",
-                unet.cross_attention_dim, text.hidden_size
-            ),
-        });
-    }
-    Ok(())
-}
-
 /// What a run produced.
 #[derive(Debug, Clone)]
 pub struct InpaintOutput {
@@ -381,83 +188,138 @@ pub fn run(
     progress: &dyn Progress,
     cancel: &CancelToken,
 ) -> Result<InpaintOutput, InpaintError> {
-    check_request(req, models.scheduler_config.num_train_timesteps)?;
-    let device = &models.device;
-    let (iw, ih) = image.dimensions();
+    check_request(req, models.sd.scheduler_config.num_train_timesteps)?;
     let mut notes = Vec::new();
-    let mask = region::request_mask(mask, iw, ih, req.resize_mask, &mut notes)
-        .map_err(InpaintError::Request)?;
+    let mask = region::request_mask(
+        mask,
+        image.width(),
+        image.height(),
+        req.resize_mask,
+        &mut notes,
+    )
+    .map_err(InpaintError::Request)?;
     let rect = region::choose_region(req.region, &mask, req.crop_padding)
         .map_err(InpaintError::Request)?;
-    let (rx, ry, rw, rh) = rect;
-    if (rw, rh) != (iw, ih) {
-        notes.push(format!(
-            "working on the mask's region {rw}x{rh} at ({rx}, {ry})"
-        ));
-    }
-    let (img_t, mask_t) = work_tensors(image, &mask, rect, device);
-    let [_, _, ph, pw] = img_t.dims();
-    let (lh, lw) = (ph / 8, pw / 8);
-
     let nets = with_loras(models, req, &mut notes)?;
     let context = prompt_context(models, &nets, req, &mut notes);
-
-    let mut sched = Scheduler::new(req.scheduler, models.scheduler_config.clone());
-    sched.eta = req.eta;
-    sched.set_timesteps(req.steps);
-    let t_start = latents::begin_for_strength(&mut sched, req.steps, req.strength)
-        .map_err(InpaintError::Request)?;
-
-    let (vae_model, vae_config) = models.vae();
-    let sf = vae_config.scaling_factor;
-    let nine = models.unet_config.in_channels == 9;
-    let strength_max = req.strength >= 1.0;
-    progress.update("encode", 0, 1);
-    let image_latents =
-        (!nine || !strength_max).then(|| vae_model.encode(img_t.clone()).mode() * sf);
-    let masked_latents = nine.then(|| {
-        let keep = mask_t.clone().neg() + 1.0;
-        vae_model.encode(img_t.clone() * keep).mode() * sf
-    });
-    let mask_latent = downsample_mask(mask_t.clone(), vae_config.scale_factor());
-    progress.update("encode", 1, 1);
-
-    let noise = latents::initial_noise(req.latents.as_deref(), req.seed, [1, 4, lh, lw], device)
-        .map_err(InpaintError::Request)?;
-    let start = latents::starting_latents(
-        &sched,
-        &noise,
-        image_latents.as_ref().filter(|_| !strength_max),
-        t_start,
-    );
-    let conditioning = match (masked_latents, image_latents) {
-        (Some(masked_latents), _) => Conditioning::Inpaint {
-            mask: mask_latent,
-            masked_latents,
-        },
-        (None, Some(original)) => Conditioning::Blend {
-            original,
-            noise,
-            mask: mask_latent,
-        },
-        // Not reached: a 4-channel UNet always encodes the image.
-        (None, None) => Conditioning::None,
+    let run = MaskedRun {
+        sd: &models.sd,
+        unet: nets.unet.as_ref().unwrap_or(&models.sd.unet),
+        context: &context,
+        layout: Layout::Inpaint,
     };
-    let latents = denoiser(models, &nets, &context, req, conditioning)
+    run.run(image, &mask, rect, req, notes, progress, cancel)
+}
+
+/// How a 9-channel UNet takes its extra input channels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Layout {
+    /// SD inpainting: `[latents, mask (1 = repaint), masked-image latents]`.
+    Inpaint,
+    /// Paint-by-Example: `[latents, masked-image latents, mask (1 = keep)]`.
+    Example,
+}
+
+/// The parts of a masked run that differ between pipelines: the UNet (with the run's
+/// LoRAs), its context (text or image embedding) and the channel layout.
+pub(super) struct MaskedRun<'a> {
+    pub sd: &'a SdModels,
+    pub unet: &'a UNet2DConditionModel,
+    pub context: &'a Tensor<3>,
+    pub layout: Layout,
+}
+
+impl MaskedRun<'_> {
+    /// The masked body every masked pipeline shares, on `mask` (binary, the image's size)
+    /// within `rect`: encode, denoise, decode (conditioned), place back.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn run(
+        &self,
+        image: &RgbaImage,
+        mask: &GrayImage,
+        rect: (u32, u32, u32, u32),
+        req: &InpaintRequest,
+        mut notes: Vec<String>,
+        progress: &dyn Progress,
+        cancel: &CancelToken,
+    ) -> Result<InpaintOutput, InpaintError> {
+        let sd = self.sd;
+        let device = &sd.device;
+        let (rx, ry, rw, rh) = rect;
+        if (rw, rh) != image.dimensions() {
+            notes.push(format!(
+                "working on the mask's region {rw}x{rh} at ({rx}, {ry})"
+            ));
+        }
+        let (img_t, mask_t) = work_tensors(image, mask, rect, device);
+        let [_, _, ph, pw] = img_t.dims();
+        let (lh, lw) = (ph / 8, pw / 8);
+
+        let mut sched = Scheduler::new(req.scheduler, sd.scheduler_config.clone());
+        sched.eta = req.eta;
+        sched.set_timesteps(req.steps);
+        let t_start = latents::begin_for_strength(&mut sched, req.steps, req.strength)
+            .map_err(InpaintError::Request)?;
+
+        let (vae_model, vae_config) = sd.vae();
+        let sf = vae_config.scaling_factor;
+        let nine = sd.unet_config.in_channels == 9;
+        let strength_max = req.strength >= 1.0;
+        progress.update("encode", 0, 1);
+        let image_latents =
+            (!nine || !strength_max).then(|| vae_model.encode(img_t.clone()).mode() * sf);
+        let masked_latents = nine.then(|| {
+            let keep = mask_t.clone().neg() + 1.0;
+            vae_model.encode(img_t.clone() * keep).mode() * sf
+        });
+        let mask_latent = downsample_mask(mask_t.clone(), vae_config.scale_factor());
+        progress.update("encode", 1, 1);
+
+        let noise =
+            latents::initial_noise(req.latents.as_deref(), req.seed, [1, 4, lh, lw], device)
+                .map_err(InpaintError::Request)?;
+        let start = latents::starting_latents(
+            &sched,
+            &noise,
+            image_latents.as_ref().filter(|_| !strength_max),
+            t_start,
+        );
+        let conditioning = match (masked_latents, image_latents) {
+            (Some(masked), _) => Conditioning::Channels(match self.layout {
+                Layout::Inpaint => Tensor::cat(vec![mask_latent, masked], 1),
+                Layout::Example => Tensor::cat(vec![masked, mask_latent.neg() + 1.0], 1),
+            }),
+            (None, Some(original)) => Conditioning::Blend {
+                original,
+                noise,
+                mask: mask_latent,
+            },
+            // Not reached: a 4-channel UNet always encodes the image.
+            (None, None) => Conditioning::None,
+        };
+        let latents = Denoise {
+            unet: self.unet,
+            context: self.context,
+            guidance: req.guidance,
+            conditioning,
+            step_noise: req.scheduler.is_stochastic() || req.eta > 0.0,
+            seed: req.seed,
+        }
         .run(&mut sched, start, t_start, progress, cancel)
         .ok_or(InpaintError::Cancelled)?;
 
-    progress.update("decode", 0, 1);
-    let generated = decode(models, latents / sf, img_t, mask_t, &mut notes);
-    progress.update("decode", 1, 1);
+        progress.update("decode", 0, 1);
+        let generated = decode(sd, latents / sf, img_t, mask_t, &mut notes);
+        progress.update("decode", 1, 1);
 
-    let paste = req.paste_back.then_some(req.mask_blur);
-    let image_out = region::place_back(image, &mask, rect, &generated, paste);
-    Ok(InpaintOutput {
-        image: image_out,
-        notes,
-        region: rect,
-    })
+        let paste = req.paste_back.then_some(req.mask_blur);
+        let image_out = region::place_back(image, mask, rect, &generated, paste);
+        Ok(InpaintOutput {
+            image: image_out,
+            notes,
+            region: rect,
+        })
+    }
 }
 
 /// The request's LoRAs (and prompt tags) merged into copies of the networks for this run, and
@@ -475,7 +337,13 @@ pub(super) fn with_loras(
         notes,
     )
     .map_err(InpaintError::Request)?;
-    let mut nets = networks::apply(&models.unet, &models.text_encoder, prompt, negative, loras)?;
+    let mut nets = networks::apply(
+        &models.sd.unet,
+        &models.text_encoder,
+        prompt,
+        negative,
+        loras,
+    )?;
     nets.embeddings = req.embedding_dir.as_deref().map(|d| {
         let dim = models.text_encoder.hidden_size();
         EmbeddingDb::load(d, &models.tokenizer, dim, notes)
@@ -493,7 +361,7 @@ pub(super) fn prompt_context(
     let text = TextModels {
         tokenizer: &models.tokenizer,
         encoder: nets.text_encoder.as_ref().unwrap_or(&models.text_encoder),
-        device: &models.device,
+        device: &models.sd.device,
         embeddings: nets.embeddings.as_ref(),
     };
     text.context(
@@ -513,7 +381,7 @@ pub(super) fn denoiser<'a>(
     conditioning: Conditioning,
 ) -> Denoise<'a> {
     Denoise {
-        unet: nets.unet.as_ref().unwrap_or(&models.unet),
+        unet: nets.unet.as_ref().unwrap_or(&models.sd.unet),
         context,
         guidance: req.guidance,
         conditioning,
@@ -558,7 +426,7 @@ fn work_tensors(
 /// Decodes unscaled latents `z` with the loaded VAE (the asymmetric one conditioned on the
 /// working image and mask), tiled only when a whole decode would not fit the device.
 fn decode(
-    models: &InpaintModels,
+    models: &SdModels,
     z: Tensor<4>,
     img_t: Tensor<4>,
     mask_t: Tensor<4>,
@@ -629,7 +497,7 @@ pub fn a1111_parameters(
     width: u32,
     height: u32,
 ) -> String {
-    let mut s = a1111_parameters_for(req, &models.model_name, width, height);
+    let mut s = a1111_parameters_for(req, &models.sd.model_name, width, height);
     let prompts = [req.prompt.as_str(), req.negative_prompt.as_str()];
     let dim = models.text_encoder.hidden_size();
     let ti = req

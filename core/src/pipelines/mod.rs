@@ -6,9 +6,11 @@
 //! than copy them.
 
 pub mod denoise;
+pub mod example;
 pub mod generate;
 pub mod inpaint;
 pub mod latents;
+pub mod models;
 pub mod networks;
 pub mod prompt;
 pub mod region;
