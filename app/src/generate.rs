@@ -8,6 +8,7 @@ use anyhow::{Result, bail};
 use clearpaint_core::device::DeviceChoice;
 use clearpaint_core::imaging;
 use clearpaint_core::pipelines::generate::{self, GenerateRequest};
+use clearpaint_core::pipelines::inpaint;
 use clearpaint_core::progress::CancelToken;
 use indicatif::ProgressBar;
 
@@ -41,6 +42,11 @@ pub struct Img2ImgArgs {
     /// Output PNG (written atomically; never replaced without --overwrite).
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
+    /// Only rework the white part of this mask (black = keep): diffusers' inpainting at the
+    /// strength, decoded by the asymmetric decoder conditioned on the unmasked pixels; the rest
+    /// of the image is kept exactly (feathered over 4 pixels).
+    #[arg(long, value_name = "FILE")]
+    pub mask: Option<PathBuf>,
     /// How much to change: 1 = from pure noise, lower keeps more of the image.
     #[arg(long, default_value_t = 0.75)]
     pub strength: f64,
@@ -91,20 +97,40 @@ pub fn run_img2img(args: &Img2ImgArgs, choice: DeviceChoice) -> Result<()> {
     let mut req = args.sd.request(seed, latents);
     req.strength = args.strength;
     req.validate().map_err(anyhow::Error::msg)?;
+    let mask = match &args.mask {
+        Some(path) => {
+            let m = imaging::load(path)?;
+            Some(image::DynamicImage::ImageRgba8(m.rgba).to_luma8())
+        }
+        None => None,
+    };
     let models = args.sd.load(choice)?;
     let start = Instant::now();
+    let Some(mask) = mask else {
+        let out = with_bar(req.steps, |p| {
+            generate::img2img(&models, &loaded.rgba, &req, p, &CancelToken::new())
+        })?;
+        let (w, h) = out.image.dimensions();
+        let params = generate::a1111_parameters(&req, &models.sd.model_name, w, h, true);
+        return finish(&args.out, &out, false, params, seed, start);
+    };
     let out = with_bar(req.steps, |p| {
-        generate::img2img(&models, &loaded.rgba, &req, p, &CancelToken::new())
+        inpaint::run(&models, &loaded.rgba, &mask, &req, p, &CancelToken::new())
     })?;
     let (w, h) = out.image.dimensions();
-    let params = generate::a1111_parameters(&req, &models.sd.model_name, w, h, true);
-    finish(&args.out, &out, params, seed, start)
+    let params = inpaint::a1111_parameters(&req, &models, w, h);
+    let out = generate::GenerateOutput {
+        image: out.image,
+        notes: out.notes,
+    };
+    finish(&args.out, &out, loaded.has_alpha, params, seed, start)
 }
 
 /// Prints the notes, writes the PNG with its parameters and says what was written.
 fn finish(
     path: &std::path::Path,
     out: &generate::GenerateOutput,
+    alpha: bool,
     params: String,
     seed: u64,
     start: Instant,
@@ -119,7 +145,7 @@ fn finish(
             format!("clearpaint {}", env!("CARGO_PKG_VERSION")),
         ),
     ];
-    imaging::save_png(path, &out.image, false, &text)?;
+    imaging::save_png(path, &out.image, alpha, &text)?;
     let (w, h) = out.image.dimensions();
     let secs = start.elapsed().as_secs_f64();
     eprintln!(
@@ -151,5 +177,5 @@ pub fn run(args: &GenerateArgs, choice: DeviceChoice) -> Result<()> {
         args.height,
         false,
     );
-    finish(&args.out, &out, params, seed, start)
+    finish(&args.out, &out, false, params, seed, start)
 }

@@ -181,3 +181,104 @@ fn a_size_that_is_not_a_multiple_of_8_is_an_error_and_nothing_is_written() {
     );
     assert!(!out.exists());
 }
+
+#[test]
+fn img2img_with_a_mask_reworks_only_the_masked_part_as_diffusers_inpainting() {
+    let dir = tempfile::tempdir().unwrap();
+    let (io, latents) = latents_file(dir.path());
+    let pio =
+        clearpaint_core::weights::SafetensorsFile::open(fixtures().join("pipeline_io.safetensors"))
+            .unwrap();
+    let px: Vec<u8> = io
+        .read_ints("image")
+        .unwrap()
+        .iter()
+        .map(|&v| v as u8)
+        .collect();
+    let input = dir.path().join("in.png");
+    let src = image::RgbImage::from_raw(40, 32, px).unwrap();
+    src.save(&input).unwrap();
+    let m: Vec<u8> = pio
+        .read_ints("mask")
+        .unwrap()
+        .iter()
+        .map(|&v| v as u8)
+        .collect();
+    let mask = image::GrayImage::from_raw(40, 32, m).unwrap();
+    let mask_path = dir.path().join("mask.png");
+    mask.save(&mask_path).unwrap();
+    let out = dir.path().join("out.png");
+    let model = fixtures().join("tiny_sd_inpaint4");
+    let vae = fixtures().join("vae_asym_tiny");
+    let o = clearpaint(
+        "img2img",
+        &[
+            "--model",
+            s(&model),
+            "--vae",
+            s(&vae),
+            "--image",
+            s(&input),
+            "--mask",
+            s(&mask_path),
+            "--prompt",
+            "a red fox in the snow",
+            "--negative-prompt",
+            "blurry",
+            "--strength",
+            "0.6",
+            "--steps",
+            "5",
+            "--scheduler",
+            "ddim",
+            "--latents",
+            s(&latents),
+            "--out",
+            s(&out),
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let img = image::open(&out).unwrap().to_rgb8();
+    let want = io.read_ints("img2img_masked.ddim.asymmetric").unwrap();
+    // Away from the mask's edge (farther than the 4-pixel feather): diffusers' result inside,
+    // the input exactly outside.
+    let all_within = |x: u32, y: u32, v: u8| {
+        (-5i32..=5).all(|dy| {
+            (-5i32..=5).all(|dx| {
+                let (xx, yy) = (x as i32 + dx, y as i32 + dy);
+                !(0..40).contains(&xx)
+                    || !(0..32).contains(&yy)
+                    || mask.get_pixel(xx as u32, yy as u32)[0] == v
+            })
+        })
+    };
+    let (mut inside, mut outside) = (0, 0);
+    for (x, y, p) in img.enumerate_pixels() {
+        if all_within(x, y, 255) {
+            inside += 1;
+            for c in 0..3 {
+                let w = want[((y * 40 + x) * 3 + c) as usize];
+                assert!(
+                    (p[c as usize] as i64 - w).abs() <= 1,
+                    "({x}, {y}): {p:?} vs {w}"
+                );
+            }
+        } else if all_within(x, y, 0) {
+            outside += 1;
+            assert_eq!(
+                p,
+                src.get_pixel(x, y),
+                "({x}, {y}) changed outside the mask"
+            );
+        }
+    }
+    assert!(
+        inside > 20 && outside > 200,
+        "{inside} inside, {outside} outside"
+    );
+    let params = parameters(&out);
+    assert!(
+        params.contains("Denoising strength: 0.6") && params.contains("Mask blur: 4"),
+        "{params}"
+    );
+}

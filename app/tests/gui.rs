@@ -685,3 +685,26 @@ fn by_example_mode_repaints_after_the_exemplar_and_needs_one() {
     let err = h.state().error.clone().expect("an error");
     assert!(err.contains("no image_encoder/"), "{err}");
 }
+
+#[test]
+fn edit_mode_with_a_painted_mask_reworks_only_that_part() {
+    let mut app = opened_with_mask();
+    app.settings.request.strength = 0.6;
+    app.settings.request.mask_blur = 0;
+    let before = app.editor.as_ref().unwrap().image.clone();
+    let mask = app.editor.as_ref().unwrap().mask.clone();
+    let h = run_mode(app, "Edit", "tiny_sd_inpaint4");
+    assert!(h.state().error.is_none(), "{:?}", h.state().error);
+    let ed = h.state().editor.as_ref().unwrap();
+    assert!(ed.image != before, "the painted part was reworked");
+    for (x, y, p) in ed.image.enumerate_pixels() {
+        if mask.get_pixel(x, y)[0] == 0 {
+            assert_eq!(p, before.get_pixel(x, y));
+        }
+    }
+    assert!(
+        params_of(&h).contains("Denoising strength: 0.6"),
+        "{}",
+        params_of(&h)
+    );
+}

@@ -135,3 +135,41 @@ fn img2img_matches_diffusers_with_both_decoders() {
         }
     }
 }
+
+#[test]
+fn masked_img2img_matches_diffusers_inpainting_at_a_strength() {
+    use clearpaint_core::pipelines::inpaint::{self, Region};
+    let io = SafetensorsFile::open(fixture("generate_io.safetensors")).unwrap();
+    let pio = SafetensorsFile::open(fixture("pipeline_io.safetensors")).unwrap();
+    let (image, mask, latents) = clearpaint_core::testing::pipeline_inputs(&pio);
+    let cpu = device::cpu();
+    for (decoder, dname) in [
+        (DecoderChoice::Asymmetric, "asymmetric"),
+        (DecoderChoice::Standard, "standard"),
+    ] {
+        let asym = fixture("vae_asym_tiny");
+        let vae = (decoder == DecoderChoice::Asymmetric).then_some(asym.as_path());
+        let models = InpaintModels::load(&fixture("tiny_sd_inpaint4"), vae, decoder, &cpu).unwrap();
+        for kind in [SchedulerKind::Ddim, SchedulerKind::Euler] {
+            let mut req = request(kind, 7.5, latents.clone()).base;
+            req.steps = 5;
+            req.strength = 0.6;
+            req.region = Region::Full;
+            req.paste_back = false;
+            req.decoder = decoder;
+            let out = inpaint::run(
+                &models,
+                &image,
+                &mask,
+                &req,
+                &NoProgress,
+                &CancelToken::new(),
+            )
+            .unwrap();
+            let key = format!("img2img_masked.{}.{dname}", kind.name());
+            let max = max_diff(&out.image, &io.read_ints(&key).unwrap());
+            eprintln!("{key}: max diff {max}/255");
+            assert!(max <= 1, "{key}: max pixel difference {max}/255");
+        }
+    }
+}

@@ -65,6 +65,32 @@ def main():
             res = i2i(prompt="a red fox in the snow", negative_prompt="blurry", image=Image.fromarray(image),
                       strength=0.6, num_inference_steps=5, guidance_scale=7.5, output_type="np").images[0]
             io[f"img2img.{sname}.{dec}"] = torch.from_numpy((res * 255).round().astype(np.uint8))
+    # Masked image-to-image: the inpaint pipeline with the 4-channel model at strength 0.6 (the
+    # original blended back outside the mask after every step), the same noise; decoded by the
+    # folder's VAE, or with the asymmetric VAE as the pipeline's VAE and its decoder conditioned
+    # on the image and the repaint mask.
+    from diffusers.pipelines.stable_diffusion import pipeline_stable_diffusion_inpaint as inpaint_module
+    orig_inpaint = inpaint_module.retrieve_latents
+    inpaint_module.retrieve_latents = lambda enc, generator=None, sample_mode="sample": orig_inpaint(enc, generator, "argmax")
+    inpaint_module.randn_tensor = lambda shape, generator=None, device=None, dtype=None, layout=None: latents.clone()
+    mask = load_file(os.path.join(FIX, "pipeline_io.safetensors"))["mask"].numpy()
+    img_t = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 127.5 - 1
+    mask_t = (torch.from_numpy(mask)[None, None].float() / 255 >= 0.5).float()
+    for sname in ("ddim", "euler"):
+        cls, extra = SCHEDULERS[sname]
+        inpaint.scheduler = cls.from_config({**base_sched.config, **extra})
+        for dec in ("asymmetric", "standard"):
+            inpaint.vae = asym if dec == "asymmetric" else base_vae
+            args = dict(prompt="a red fox in the snow", negative_prompt="blurry", image=Image.fromarray(image),
+                        mask_image=Image.fromarray(mask), height=32, width=40, strength=0.6,
+                        num_inference_steps=5, guidance_scale=7.5)
+            if dec == "standard":
+                res = inpaint(**args, output_type="np").images[0]
+            else:
+                z = inpaint(**args, output_type="latent").images
+                res = (asym.decode(z / asym.config.scaling_factor, image=img_t, mask=mask_t).sample / 2 + 0.5)
+                res = res.clamp(0, 1)[0].permute(1, 2, 0).numpy()
+            io[f"img2img_masked.{sname}.{dec}"] = torch.from_numpy((res * 255).round().astype(np.uint8))
     save_file({k: v.contiguous() for k, v in io.items()}, os.path.join(FIX, "generate_io.safetensors"))
     print("wrote", len(io) - 1, "images")
 

@@ -42,7 +42,8 @@ pub enum Mode {
     Inpaint,
     /// A new image from the prompt (text-to-image).
     Generate,
-    /// The whole image reworked after the prompt (image-to-image, by the strength).
+    /// The image reworked after the prompt by the strength (image-to-image): all of it, or
+    /// only the painted part when a mask is painted.
     Edit,
     /// Repaint the mask after an exemplar image (Paint-by-Example).
     Example,

@@ -44,7 +44,8 @@ pub(super) fn run(
             let params = generate::a1111_parameters(req, &name, g.width, g.height, false);
             (out.image, out.notes, params)
         }
-        Mode::Edit => {
+        // Edit with a painted mask reworks only that part (masked image-to-image).
+        Mode::Edit if !input.mask.pixels().any(|p| p[0] > 0) => {
             let out =
                 generate::img2img(&models, input.image, req, progress, cancel).map_err(failure)?;
             let (w, h) = out.image.dimensions();
