@@ -19,6 +19,29 @@ pub enum BatchCommand {
     Inpaint(Box<BatchInpaintArgs>),
     /// Translate every image of a folder from night to day.
     Weather(BatchWeatherArgs),
+    /// Text-to-image for every prompt of a file (one a line).
+    Generate(Box<BatchGenerateArgs>),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct BatchGenerateArgs {
+    /// A text file with one prompt a line (blank lines and `#` comments skipped); line N
+    /// writes `N.png` (five digits: 00012.png), or `N-K.png` with --images-per-prompt.
+    #[arg(long, value_name = "FILE")]
+    pub prompts: PathBuf,
+    /// Images for each prompt (each with its own seed).
+    #[arg(long, default_value_t = 1)]
+    pub images_per_prompt: usize,
+    /// Width in pixels (a multiple of 8).
+    #[arg(long, default_value_t = 512)]
+    pub width: u32,
+    /// Height in pixels (a multiple of 8).
+    #[arg(long, default_value_t = 512)]
+    pub height: u32,
+    #[command(flatten)]
+    pub common: Common,
+    #[command(flatten)]
+    pub sd: crate::inpaint::SdOptions,
 }
 
 /// Options every batch shares.
@@ -161,6 +184,7 @@ pub fn run(cmd: &BatchCommand, choice: DeviceChoice) -> Result<()> {
     match cmd {
         BatchCommand::Inpaint(a) => inpaint_folder(a, choice),
         BatchCommand::Weather(a) => weather_folder(a, choice),
+        BatchCommand::Generate(a) => generate_prompts(a, choice),
     }
 }
 
@@ -256,6 +280,95 @@ fn weather_folder(a: &BatchWeatherArgs, choice: DeviceChoice) -> Result<()> {
         record(&mut report, &multi, rel, result);
         files.inc(1);
     }
+    files.finish_and_clear();
+    finish(&report, &a.common)
+}
+
+/// The most images `--images-per-prompt` asks for.
+const MAX_PER_PROMPT: usize = 1000;
+
+fn generate_prompts(a: &BatchGenerateArgs, choice: DeviceChoice) -> Result<()> {
+    use clearpaint_core::pipelines::generate::{self, GenerateRequest};
+    if a.common.recursive {
+        bail!("--recursive does not apply to batch generate (its input is one prompts file)");
+    }
+    if a.images_per_prompt == 0 || a.images_per_prompt > MAX_PER_PROMPT {
+        bail!("--images-per-prompt must be between 1 and {MAX_PER_PROMPT}");
+    }
+    let prompts = batch::read_prompts(&a.prompts)?;
+    let base_seed = a.sd.seed.unwrap_or_else(random_seed);
+    let request = |prompt: &str, seed: u64| GenerateRequest {
+        base: clearpaint_core::pipelines::inpaint::InpaintRequest {
+            prompt: prompt.to_string(),
+            ..a.sd.request(seed, None)
+        },
+        width: a.width,
+        height: a.height,
+    };
+    // The shared options (size, steps, ...) are checked once, before any model loads.
+    request("", base_seed)
+        .validate()
+        .map_err(anyhow::Error::msg)?;
+    std::fs::create_dir_all(&a.common.out)
+        .map_err(|e| anyhow::anyhow!("{}: cannot create: {e}", a.common.out.display()))?;
+    let stale = batch::remove_stale_temp_files(&a.common.out);
+    if stale > 0 {
+        eprintln!("removed {stale} temporary file(s) left by an interrupted run");
+    }
+    let mut report = Report::default();
+    let mut todo = Vec::new();
+    for p in &prompts {
+        for k in 0..a.images_per_prompt {
+            let rel = batch::prompt_output(p.line, k, a.images_per_prompt);
+            if a.common.shard.is_some_and(|s| !s.contains(&rel)) {
+                continue;
+            }
+            if !a.common.overwrite && a.common.out.join(&rel).exists() {
+                report.skip(&rel, "output exists (use --overwrite to redo)");
+                continue;
+            }
+            todo.push((rel, p.prompt.as_str()));
+        }
+    }
+    let models = a.sd.load(choice)?;
+    eprintln!("base seed {base_seed}; {} image(s) to do", todo.len());
+    let multi = MultiProgress::new();
+    let files = files_bar(&multi, todo.len());
+    let steps = multi.add(ProgressBar::new(a.sd.steps as u64));
+    step_bar(&steps);
+    for (rel, prompt) in &todo {
+        files.set_message(batch::portable(rel));
+        let result = (|| -> Result<()> {
+            let req = request(prompt, batch::derive_seed(base_seed, rel));
+            req.validate().map_err(anyhow::Error::msg)?;
+            steps.reset();
+            let progress = |_: &str, done: usize, total: usize| {
+                steps.set_length(total as u64);
+                steps.set_position(done as u64);
+            };
+            let cancel = clearpaint_core::progress::CancelToken::new();
+            let out = generate::run(&models, &req, &progress, &cancel)?;
+            let params = generate::a1111_parameters(
+                &req.base,
+                &models.sd.model_name,
+                a.width,
+                a.height,
+                false,
+            );
+            let text = [
+                ("parameters", params),
+                (
+                    "Software",
+                    format!("clearpaint {}", env!("CARGO_PKG_VERSION")),
+                ),
+            ];
+            imaging::save_png(a.common.out.join(rel), &out.image, false, &text)?;
+            Ok(())
+        })();
+        record(&mut report, &multi, rel, result);
+        files.inc(1);
+    }
+    steps.finish_and_clear();
     files.finish_and_clear();
     finish(&report, &a.common)
 }

@@ -159,6 +159,67 @@ pub fn output_for(out: &Path, rel: &Path, suffix: &str) -> PathBuf {
         .join(format!("{stem}{suffix}.png"))
 }
 
+/// The largest prompts file `batch generate` reads.
+pub const MAX_PROMPTS_BYTES: u64 = 16 << 20;
+
+/// One prompt of a prompts file: its output name (`00012.png` for line 12; `00012-2.png` for
+/// its second image) comes from the line number, so appending prompts or re-running keeps
+/// every earlier file's name and seed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PromptLine {
+    pub line: usize,
+    pub prompt: String,
+}
+
+/// The prompts of a file, one a line (blank lines and lines starting with `#` skipped; CRLF
+/// and a UTF-8 BOM accepted).
+pub fn read_prompts(path: &Path) -> Result<Vec<PromptLine>, BatchError> {
+    let problem = |problem: String| BatchError::Path {
+        path: path.to_path_buf(),
+        problem,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| problem(format!("cannot read: {e}")))?;
+    if meta.len() > MAX_PROMPTS_BYTES {
+        return Err(problem(format!(
+            "{} bytes; a prompts file may hold at most {MAX_PROMPTS_BYTES}",
+            meta.len()
+        )));
+    }
+    let bytes = std::fs::read(path).map_err(|e| problem(format!("cannot read: {e}")))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        problem(format!(
+            "not UTF-8 text (byte {})",
+            e.utf8_error().valid_up_to()
+        ))
+    })?;
+    let prompts: Vec<PromptLine> = text
+        .trim_start_matches('\u{feff}')
+        .lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.trim()))
+        .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
+        .map(|(line, l)| PromptLine {
+            line,
+            prompt: l.to_string(),
+        })
+        .collect();
+    if prompts.is_empty() {
+        return Err(problem(
+            "no prompts (one a line; # starts a comment)".into(),
+        ));
+    }
+    Ok(prompts)
+}
+
+/// The output name of image `k` (0-based) of `line` when each prompt gets `per` images.
+pub fn prompt_output(line: usize, k: usize, per: usize) -> PathBuf {
+    if per <= 1 {
+        PathBuf::from(format!("{line:05}.png"))
+    } else {
+        PathBuf::from(format!("{line:05}-{}.png", k + 1))
+    }
+}
+
 /// Refuses an output folder inside the input folder (outputs would become inputs).
 pub fn check_out_not_inside(input: &Path, out: &Path) -> Result<(), BatchError> {
     let inp = input.canonicalize().map_err(|e| BatchError::Path {
@@ -295,5 +356,46 @@ mod tests {
             output_for(Path::new("out"), Path::new("x.webp"), "_uncertainty"),
             PathBuf::from("out/x_uncertainty.png")
         );
+    }
+
+    #[test]
+    fn prompts_files_keep_line_numbers_and_refuse_bad_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("prompts.txt");
+        std::fs::write(
+            &p,
+            "\u{feff}a red fox\r\n\n# a comment\n  (snow:1.2), hills  \r\n",
+        )
+        .unwrap();
+        let got = read_prompts(&p).unwrap();
+        assert_eq!(
+            got,
+            vec![
+                PromptLine {
+                    line: 1,
+                    prompt: "a red fox".into()
+                },
+                PromptLine {
+                    line: 4,
+                    prompt: "(snow:1.2), hills".into()
+                },
+            ]
+        );
+        assert_eq!(prompt_output(4, 0, 1), PathBuf::from("00004.png"));
+        assert_eq!(prompt_output(4, 1, 3), PathBuf::from("00004-2.png"));
+        std::fs::write(&p, "# only comments\n\n").unwrap();
+        assert!(
+            read_prompts(&p)
+                .unwrap_err()
+                .to_string()
+                .contains("no prompts")
+        );
+        std::fs::write(&p, b"ok\n\xff\xfe").unwrap();
+        let e = read_prompts(&p).unwrap_err().to_string();
+        assert!(e.contains("prompts.txt") && e.contains("not UTF-8"), "{e}");
+        let e = read_prompts(&dir.path().join("none.txt"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("none.txt") && e.contains("cannot read"), "{e}");
     }
 }
