@@ -117,7 +117,7 @@ pub fn run_img2img(args: &Img2ImgArgs, choice: DeviceChoice) -> Result<()> {
     let out = with_bar(req.steps, |p| {
         inpaint::run(&models, &loaded.rgba, &mask, &req, p, &CancelToken::new())
     })?;
-    let (w, h) = out.image.dimensions();
+    let (w, h) = out.work_size;
     let params = inpaint::a1111_parameters(&req, &models, w, h);
     let out = generate::GenerateOutput {
         image: out.image,

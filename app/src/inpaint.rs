@@ -10,7 +10,7 @@ use clearpaint_core::imaging;
 use clearpaint_core::lora::LoraSpec;
 use clearpaint_core::pipelines::example::{self, ExampleModels};
 use clearpaint_core::pipelines::inpaint::{
-    self, DecoderChoice, InpaintModels, InpaintRequest, Region,
+    self, DecoderChoice, InpaintModels, InpaintRequest, Region, WorkingSize,
 };
 use clearpaint_core::progress::CancelToken;
 use clearpaint_core::schedulers::SchedulerKind;
@@ -131,6 +131,11 @@ pub struct InpaintOptions {
     pub strength: f64,
     #[arg(long, value_enum, default_value = "auto")]
     pub region: RegionArg,
+    /// The size the model runs the region at: auto (about the model's trained resolution,
+    /// 512x512 for SD 1.x, the region's aspect kept), native (the region's own size, as
+    /// diffusers), or WxH; the result is resized back and pasted through the feathered mask.
+    #[arg(long, default_value = "auto", value_parser = parse_size)]
+    pub size: WorkingSize,
     /// Context around the mask in crop mode (pixels).
     #[arg(long, default_value_t = 32)]
     pub crop_padding: u32,
@@ -160,6 +165,7 @@ impl InpaintOptions {
                 RegionArg::Crop => Region::Crop,
             },
             crop_padding: self.crop_padding,
+            size: self.size,
             mask_blur: self.mask_blur,
             paste_back: self.paste_back == OnOff::On,
             resize_mask: self.mask_resize == OnOff::On,
@@ -321,6 +327,10 @@ pub struct InpaintArgs {
     pub opts: InpaintOptions,
 }
 
+fn parse_size(s: &str) -> Result<WorkingSize, String> {
+    s.parse()
+}
+
 fn parse_scheduler(s: &str) -> Result<SchedulerKind, String> {
     s.parse()
 }
@@ -437,7 +447,7 @@ pub fn run_one(
                 inpaint::run(models, image, mask, req, progress, cancel)
             });
             let out = result?;
-            let (w, h) = out.image.dimensions();
+            let (w, h) = out.work_size;
             let mut text = png_text(req, models, w, h);
             text.push(("clearpaint:engine", "diffusion".to_string()));
             Ok((out, text))
@@ -447,7 +457,7 @@ pub fn run_one(
                 example::run(models, image, mask, &exemplar.image, req, progress, cancel)
             });
             let out = result?;
-            let (w, h) = out.image.dimensions();
+            let (w, h) = out.work_size;
             let params =
                 example::a1111_parameters(req, &models.sd.model_name, &exemplar.name, w, h);
             let text = vec![

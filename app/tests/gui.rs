@@ -708,3 +708,21 @@ fn edit_mode_with_a_painted_mask_reworks_only_that_part() {
         params_of(&h)
     );
 }
+
+#[test]
+fn after_a_run_the_result_shows_without_the_mask_and_m_brings_it_back() {
+    let mut app = opened_with_mask();
+    app.settings.engine = EngineChoice::Classical;
+    assert!(app.show_mask);
+    let mut h = run_to_the_end(app);
+    assert!(h.state().error.is_none(), "{:?}", h.state().error);
+    assert!(!h.state().show_mask, "the overlay hides the result");
+    // The mask is kept for a re-run.
+    assert!(h.state().editor.as_ref().unwrap().mask_pixels() > 0);
+    h.key_press(egui::Key::M);
+    h.run();
+    assert!(h.state().show_mask);
+    h.key_press(egui::Key::M);
+    h.run();
+    assert!(!h.state().show_mask);
+}

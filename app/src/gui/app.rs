@@ -130,6 +130,9 @@ pub struct ClearpaintApp {
     pub(super) before_tex: Option<(u64, egui::TextureHandle)>,
     /// Where the before/after divider is (0 = all after, 1 = all before).
     pub compare_split: f32,
+    /// Whether the mask overlay is drawn: hidden after a run so the result shows (the mask is
+    /// kept for a re-run), back with `M` or when painting.
+    pub show_mask: bool,
     pub(super) zoom: f32,
     pub(super) pan: egui::Vec2,
     pub(super) last_pos: Option<(f32, f32)>,
@@ -161,6 +164,7 @@ impl ClearpaintApp {
             texture: None,
             before_tex: None,
             compare_split: 0.0,
+            show_mask: true,
             zoom: 1.0,
             pan: egui::Vec2::ZERO,
             last_pos: None,
@@ -357,6 +361,7 @@ impl ClearpaintApp {
                         "Ctrl+V",
                         "paste an image from the clipboard (Copy puts the image there)",
                     ),
+                    ("M", "show / hide the mask overlay (hidden after a run)"),
                     ("H / F1", "this help"),
                 ] {
                     ui.label(format!("{k:24} {what}"));
@@ -366,6 +371,7 @@ impl ClearpaintApp {
     }
 
     fn shortcuts(&mut self, ctx: &egui::Context) {
+        let toggle_mask = ctx.input(|i| !i.modifiers.command && i.key_pressed(egui::Key::M));
         let (undo, redo, smaller, larger, eraser, help, run, esc, paste) = ctx.input(|i| {
             let cmd = i.modifiers.command;
             (
@@ -386,6 +392,9 @@ impl ClearpaintApp {
         }
         if paste {
             self.paste_from_clipboard();
+        }
+        if toggle_mask {
+            self.show_mask = !self.show_mask;
         }
         if let Some(ed) = &mut self.editor {
             if undo {

@@ -208,9 +208,10 @@ impl ClearpaintApp {
                     );
                 }
             }
-            None => {
+            None if self.show_mask => {
                 painter.image(mask_tex, rect, uv, egui::Color32::WHITE);
             }
+            None => {}
         }
         let to_image = |p: egui::Pos2| ((p.x - rect.min.x) / scale, (p.y - rect.min.y) / scale);
         let Some(ed) = &mut self.editor else { return };
@@ -225,6 +226,7 @@ impl ClearpaintApp {
             return;
         }
         if resp.drag_started_by(egui::PointerButton::Primary) {
+            self.show_mask = true;
             ed.begin_stroke();
             self.last_pos = None;
         }

@@ -102,8 +102,9 @@ impl ClearpaintApp {
                 if let Some(ed) = &mut self.editor {
                     ed.apply_result(img, params);
                 }
+                self.show_mask = false;
                 self.status = format!(
-                    "done in {secs:.1}s{}",
+                    "done in {secs:.1}s (M shows the mask){}",
                     notes.iter().map(|n| format!("; {n}")).collect::<String>()
                 );
             }

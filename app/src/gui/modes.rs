@@ -55,7 +55,7 @@ pub(super) fn run(
         _ => {
             let out = inpaint::run(&models, input.image, input.mask, req, progress, cancel)
                 .map_err(failure)?;
-            let (w, h) = out.image.dimensions();
+            let (w, h) = out.work_size;
             let params = inpaint::a1111_parameters(req, &models, w, h);
             (out.image, out.notes, params)
         }
@@ -96,7 +96,7 @@ fn by_example(
         cancel,
     )
     .map_err(failure)?;
-    let (w, h) = out.image.dimensions();
+    let (w, h) = out.work_size;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().to_string())

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::Ordering;
 
-use clearpaint_core::pipelines::inpaint::{DecoderChoice, Region};
+use clearpaint_core::pipelines::inpaint::{DecoderChoice, Region, WorkingSize};
 use clearpaint_core::schedulers::SchedulerKind;
 use eframe::egui;
 
@@ -139,6 +139,18 @@ impl ClearpaintApp {
                 ui.selectable_value(&mut s.request.region, Region::Auto, "Auto");
                 ui.selectable_value(&mut s.request.region, Region::Full, "Full");
                 ui.selectable_value(&mut s.request.region, Region::Crop, "Crop");
+            });
+        egui::ComboBox::from_label("Working size")
+            .selected_text(s.request.size.to_string())
+            .show_ui(ui, |ui| {
+                ui.selectable_value(&mut s.request.size, WorkingSize::Auto, "auto")
+                    .on_hover_text("about the model's trained resolution (512 for SD 1.x)");
+                ui.selectable_value(&mut s.request.size, WorkingSize::Native, "native")
+                    .on_hover_text("the region's own size");
+                for side in [512, 768] {
+                    let t = WorkingSize::Exact(side, side);
+                    ui.selectable_value(&mut s.request.size, t, t.to_string());
+                }
             });
         ui.add(egui::Slider::new(&mut s.request.crop_padding, 0..=256).text("Crop padding"));
         ui.add(egui::Slider::new(&mut s.request.mask_blur, 0..=64).text("Mask blur"));

@@ -84,6 +84,9 @@ pub struct UNetConfig {
     pub addition_embed_type: Option<String>,
     #[serde(default)]
     pub resnet_time_scale_shift: Option<String>,
+    /// The latent side the model was trained at (64 for SD 1.x: 512 pixels).
+    #[serde(default)]
+    pub sample_size: Option<PerBlock>,
 }
 
 fn four() -> usize {
@@ -106,6 +109,17 @@ fn yes() -> bool {
 }
 
 impl UNetConfig {
+    /// The pixel side the model was trained at (`sample_size` x 8; 512 when the config has
+    /// none).
+    pub fn trained_pixels(&self) -> u32 {
+        let s = match &self.sample_size {
+            Some(PerBlock::One(v)) => *v,
+            Some(PerBlock::Each(v)) => v.iter().copied().max().unwrap_or(64),
+            None => 64,
+        };
+        (s.clamp(1, 1024) * 8) as u32
+    }
+
     /// Heads of block `i` (diffusers: `num_attention_heads or attention_head_dim`, a naming
     /// quirk of SD 1.x configs where "attention_head_dim: 8" means 8 heads).
     pub fn heads(&self, i: usize) -> usize {

@@ -23,7 +23,7 @@ pub use super::models::{InpaintModels, REQUIRED, SdModels};
 use super::networks::{self, Networks};
 use super::prompt::TextModels;
 use super::region;
-pub use super::region::{Region, prepare_mask};
+pub use super::region::{Region, WorkingSize, prepare_mask};
 use crate::imaging;
 use crate::models::tokenizer::TokenizerError;
 use crate::models::unet::UNet2DConditionModel;
@@ -73,6 +73,8 @@ pub struct InpaintRequest {
     pub region: Region,
     /// Pixels around the mask's bounding box in crop mode.
     pub crop_padding: u32,
+    /// The size the model runs the region at.
+    pub size: WorkingSize,
     /// Feather radius (pixels) of the paste-back mask.
     pub mask_blur: u32,
     /// Keep every unmasked pixel of the input (blended through the feathered mask).
@@ -103,6 +105,7 @@ impl Default for InpaintRequest {
             latents: None,
             region: Region::Auto,
             crop_padding: 32,
+            size: WorkingSize::Auto,
             mask_blur: 4,
             paste_back: true,
             decoder: DecoderChoice::Asymmetric,
@@ -177,6 +180,9 @@ pub struct InpaintOutput {
     pub notes: Vec<String>,
     /// The working region `(x, y, w, h)` in the input image.
     pub region: (u32, u32, u32, u32),
+    /// The size the model ran the region at (the region's padded size, or the working size it
+    /// was resized to).
+    pub work_size: (u32, u32),
 }
 
 /// Runs inpainting on `image` (upright RGBA) with `mask` (any size; white = repaint).
@@ -251,7 +257,19 @@ impl MaskedRun<'_> {
                 "working on the mask's region {rw}x{rh} at ({rx}, {ry})"
             ));
         }
-        let (img_t, mask_t) = work_tensors(image, mask, rect, device);
+        let target = region::working_size(req.size, rw, rh, sd.unet_config.trained_pixels());
+        let (work, work_mask) = match target {
+            Some(t) => region::resized_region(image, mask, rect, t),
+            None => region::padded_region(image, mask, rect),
+        };
+        if let Some((tw, th)) = target {
+            notes.push(format!(
+                "ran at {tw}x{th}: the {rw}x{rh} region resized to about the model's {0}x{0} \
+                 (--size native runs it at its own size)",
+                sd.unet_config.trained_pixels()
+            ));
+        }
+        let (img_t, mask_t) = work_tensors(&work, &work_mask, device);
         let [_, _, ph, pw] = img_t.dims();
         let (lh, lw) = (ph / 8, pw / 8);
 
@@ -311,6 +329,10 @@ impl MaskedRun<'_> {
         progress.update("decode", 0, 1);
         let generated = decode(sd, latents / sf, img_t, mask_t, &mut notes);
         progress.update("decode", 1, 1);
+        let generated = match target {
+            Some(_) => region::resize_back(&generated, rw, rh),
+            None => generated,
+        };
 
         let paste = req.paste_back.then_some(req.mask_blur);
         let image_out = region::place_back(image, mask, rect, &generated, paste);
@@ -318,6 +340,7 @@ impl MaskedRun<'_> {
             image: image_out,
             notes,
             region: rect,
+            work_size: (pw as u32, ph as u32),
         })
     }
 }
@@ -401,17 +424,15 @@ pub(super) fn check_request(req: &InpaintRequest, train_steps: usize) -> Result<
     Ok(())
 }
 
-/// The working region as tensors: the image `[1, 3, H, W]` in [-1, 1] and the binary mask
-/// `[1, 1, H, W]` (1 = repaint), padded to a multiple of 8.
+/// The working images as tensors: the image `[1, 3, H, W]` in [-1, 1] and the binary mask
+/// `[1, 1, H, W]` (1 = repaint).
 fn work_tensors(
-    image: &RgbaImage,
-    mask: &GrayImage,
-    rect: (u32, u32, u32, u32),
+    work: &RgbaImage,
+    work_mask: &GrayImage,
     device: &Device,
 ) -> (Tensor<4>, Tensor<4>) {
-    let (work, work_mask) = region::padded_region(image, mask, rect);
     let (pw, ph) = work.dimensions();
-    let img_t = imaging::to_tensor(&work, device);
+    let img_t = imaging::to_tensor(work, device);
     let mask_vals: Vec<f32> = work_mask
         .pixels()
         .map(|p| if p[0] > 0 { 1.0 } else { 0.0 })
@@ -487,10 +508,12 @@ pub fn run_classical(
         image: out,
         notes,
         region: (rx, ry, rw, rh),
+        work_size: (rw, rh),
     })
 }
 
-/// The generation parameters in the text A1111 writes (`parameters` PNG chunk).
+/// The generation parameters in the text A1111 writes (`parameters` PNG chunk); `width` x
+/// `height` is the size the model ran at (A1111's `Size`, [`InpaintOutput::work_size`]).
 pub fn a1111_parameters(
     req: &InpaintRequest,
     models: &InpaintModels,

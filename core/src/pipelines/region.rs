@@ -209,3 +209,94 @@ pub fn padded_region(
     });
     (work, work_mask)
 }
+
+/// The size the model runs a working region at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkingSize {
+    /// About the model's trained area, the region's aspect kept (sides multiples of 8); a
+    /// region already within 0.8x–1.25x of it runs at its own size.
+    Auto,
+    /// The region's own size, padded to a multiple of 8 (diffusers' behaviour).
+    Native,
+    /// Exactly `W x H` (multiples of 8).
+    Exact(u32, u32),
+}
+
+/// The largest side `--size WxH` accepts.
+pub const MAX_WORK_SIDE: u32 = 4096;
+
+impl std::str::FromStr for WorkingSize {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => return Ok(WorkingSize::Auto),
+            "native" => return Ok(WorkingSize::Native),
+            _ => {}
+        }
+        let bad = || format!("size '{s}': expected auto, native or WxH (multiples of 8)");
+        let (w, h) = s.split_once(['x', 'X']).ok_or_else(bad)?;
+        let (w, h): (u32, u32) = (w.parse().map_err(|_| bad())?, h.parse().map_err(|_| bad())?);
+        if w == 0 || h == 0 || w % 8 != 0 || h % 8 != 0 || w.max(h) > MAX_WORK_SIDE {
+            return Err(format!(
+                "size {w}x{h}: each side must be a multiple of 8 between 8 and {MAX_WORK_SIDE}"
+            ));
+        }
+        Ok(WorkingSize::Exact(w, h))
+    }
+}
+
+impl std::fmt::Display for WorkingSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WorkingSize::Auto => f.write_str("auto"),
+            WorkingSize::Native => f.write_str("native"),
+            WorkingSize::Exact(w, h) => write!(f, "{w}x{h}"),
+        }
+    }
+}
+
+/// The size a `rw x rh` region is resized to before encoding, or `None` to run it at its own
+/// size; `model_px` is the side the model was trained at.
+pub fn working_size(size: WorkingSize, rw: u32, rh: u32, model_px: u32) -> Option<(u32, u32)> {
+    match size {
+        WorkingSize::Native => None,
+        WorkingSize::Exact(w, h) => Some((w, h)).filter(|&t| t != (rw, rh)),
+        WorkingSize::Auto => {
+            let scale = (model_px as f64 * model_px as f64 / (rw as f64 * rh as f64)).sqrt();
+            if (0.8..=1.25).contains(&scale) {
+                return None;
+            }
+            let side = |v: u32| {
+                (((v as f64 * scale) / 8.0).round() as u32).clamp(1, MAX_WORK_SIDE / 8) * 8
+            };
+            Some((side(rw), side(rh)))
+        }
+    }
+}
+
+/// The working region resized to `tw x th`: the image with Lanczos, the mask so that any
+/// repaint pixel under an output pixel marks it (a thin stroke is never lost).
+pub fn resized_region(
+    image: &RgbaImage,
+    mask: &GrayImage,
+    (rx, ry, rw, rh): (u32, u32, u32, u32),
+    (tw, th): (u32, u32),
+) -> (RgbaImage, GrayImage) {
+    use image::imageops::{FilterType, crop_imm, resize};
+    let crop = crop_imm(image, rx, ry, rw, rh).to_image();
+    let crop_mask = crop_imm(mask, rx, ry, rw, rh).to_image();
+    let work = resize(&crop, tw, th, FilterType::Lanczos3);
+    let soft = resize(&crop_mask, tw, th, FilterType::Triangle);
+    let work_mask = GrayImage::from_fn(tw, th, |x, y| {
+        let (sx, sy) = ((x * rw) / tw, (y * rh) / th);
+        let covered = soft.get_pixel(x, y)[0] > 0 || crop_mask.get_pixel(sx, sy)[0] > 0;
+        image::Luma([if covered { 255 } else { 0 }])
+    });
+    (work, work_mask)
+}
+
+/// The decoded working region back at the region's size (Lanczos).
+pub fn resize_back(generated: &RgbaImage, rw: u32, rh: u32) -> RgbaImage {
+    image::imageops::resize(generated, rw, rh, image::imageops::FilterType::Lanczos3)
+}
