@@ -10,7 +10,7 @@ use clearpaint_core::imaging;
 use clearpaint_core::lora::LoraSpec;
 use clearpaint_core::pipelines::example::{self, ExampleModels};
 use clearpaint_core::pipelines::inpaint::{
-    self, DecoderChoice, InpaintModels, InpaintRequest, Region, WorkingSize,
+    self, ColorMatch, DecoderChoice, InpaintModels, InpaintRequest, Region, WorkingSize,
 };
 use clearpaint_core::progress::CancelToken;
 use clearpaint_core::schedulers::SchedulerKind;
@@ -136,6 +136,10 @@ pub struct InpaintOptions {
     /// diffusers), or WxH; the result is resized back and pasted through the feathered mask.
     #[arg(long, default_value = "auto", value_parser = parse_size)]
     pub size: WorkingSize,
+    /// Match the repainted area's colours to its unmasked surroundings: off, mean-std (per
+    /// channel mean and spread) or histogram.
+    #[arg(long, default_value = "off", value_parser = parse_color_match)]
+    pub color_match: ColorMatch,
     /// Context around the mask in crop mode (pixels).
     #[arg(long, default_value_t = 32)]
     pub crop_padding: u32,
@@ -166,6 +170,7 @@ impl InpaintOptions {
             },
             crop_padding: self.crop_padding,
             size: self.size,
+            color_match: self.color_match,
             mask_blur: self.mask_blur,
             paste_back: self.paste_back == OnOff::On,
             resize_mask: self.mask_resize == OnOff::On,
@@ -325,6 +330,10 @@ pub struct InpaintArgs {
     pub overwrite: bool,
     #[command(flatten)]
     pub opts: InpaintOptions,
+}
+
+fn parse_color_match(s: &str) -> Result<ColorMatch, String> {
+    s.parse()
 }
 
 fn parse_size(s: &str) -> Result<WorkingSize, String> {

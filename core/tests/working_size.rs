@@ -227,3 +227,51 @@ fn resize_round_trip_is_measured() {
         assert!(psnr > 25.0, "{psnr}");
     }
 }
+
+#[test]
+fn color_match_changes_only_the_repainted_area_and_is_recorded() {
+    use clearpaint_core::pipelines::inpaint::ColorMatch;
+    let cpu = device::cpu();
+    let models = InpaintModels::load(
+        &fixture("tiny_sd_inpaint9"),
+        None,
+        DecoderChoice::Standard,
+        &cpu,
+    )
+    .unwrap();
+    let input = photo(64, 48);
+    let mask = rect_mask(64, 48, (16, 12, 24, 20));
+    let off = request();
+    let a = inpaint::run(
+        &models,
+        &input,
+        &mask,
+        &off,
+        &NoProgress,
+        &CancelToken::new(),
+    )
+    .unwrap();
+    let on = InpaintRequest {
+        color_match: ColorMatch::MeanStd,
+        ..request()
+    };
+    let b = inpaint::run(
+        &models,
+        &input,
+        &mask,
+        &on,
+        &NoProgress,
+        &CancelToken::new(),
+    )
+    .unwrap();
+    assert_ne!(a.image, b.image);
+    assert_outside_unchanged(&b.image, &input, &mask, on.mask_blur);
+    let params = inpaint::a1111_parameters(&on, &models, 64, 48);
+    assert!(params.contains("Color match: mean-std"), "{params}");
+    assert!(
+        "rgb"
+            .parse::<ColorMatch>()
+            .unwrap_err()
+            .contains("mean-std")
+    );
+}

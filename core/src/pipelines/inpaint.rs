@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use burn::tensor::{Device, Tensor, TensorData};
 use image::{GrayImage, RgbaImage};
 
+pub use super::color::ColorMatch;
 use super::denoise::{Conditioning, Denoise};
 use super::latents;
 pub use super::models::{InpaintModels, REQUIRED, SdModels};
@@ -75,6 +76,8 @@ pub struct InpaintRequest {
     pub crop_padding: u32,
     /// The size the model runs the region at.
     pub size: WorkingSize,
+    /// Match the repainted area's colours to its surroundings.
+    pub color_match: ColorMatch,
     /// Feather radius (pixels) of the paste-back mask.
     pub mask_blur: u32,
     /// Keep every unmasked pixel of the input (blended through the feathered mask).
@@ -106,6 +109,7 @@ impl Default for InpaintRequest {
             region: Region::Auto,
             crop_padding: 32,
             size: WorkingSize::Auto,
+            color_match: ColorMatch::Off,
             mask_blur: 4,
             paste_back: true,
             decoder: DecoderChoice::Asymmetric,
@@ -329,10 +333,11 @@ impl MaskedRun<'_> {
         progress.update("decode", 0, 1);
         let generated = decode(sd, latents / sf, img_t, mask_t, &mut notes);
         progress.update("decode", 1, 1);
-        let generated = match target {
+        let mut generated = match target {
             Some(_) => region::resize_back(&generated, rw, rh),
             None => generated,
         };
+        super::color::color_match(&mut generated, image, mask, rect, req.color_match);
 
         let paste = req.paste_back.then_some(req.mask_blur);
         let image_out = region::place_back(image, mask, rect, &generated, paste);
@@ -564,7 +569,12 @@ pub fn a1111_parameters_for(
             DecoderChoice::Asymmetric => "asymmetric VQGAN",
             DecoderChoice::Standard => "standard VAE",
         },
-        hashes.map(|h| format!(", Lora hashes: \"{h}\"")).unwrap_or_default(),
+        hashes.map(|h| format!(", Lora hashes: \"{h}\"")).unwrap_or_default()
+            + match req.color_match {
+                ColorMatch::Off => "",
+                ColorMatch::MeanStd => ", Color match: mean-std",
+                ColorMatch::Histogram => ", Color match: histogram",
+            },
         env!("CARGO_PKG_VERSION")
     ));
     s

@@ -5,6 +5,7 @@
 //! shared denoising loop ([`denoise`]) and decodes; new pipelines reuse these steps rather
 //! than copy them.
 
+pub mod color;
 pub mod denoise;
 pub mod example;
 pub mod generate;
