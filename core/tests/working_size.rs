@@ -131,6 +131,24 @@ fn a_small_mask_on_a_large_photo_runs_near_the_models_resolution() {
     .unwrap();
     assert_eq!(out.work_size, (168, 144));
     assert_outside_unchanged(&out.image, &input, &mask, req.mask_blur);
+
+    // An exact square size: the 164x144 crop grows to 164x164 (nothing stretched).
+    let exact = InpaintRequest {
+        size: WorkingSize::Exact(512, 512),
+        ..request()
+    };
+    let out = inpaint::run(
+        &models,
+        &input,
+        &mask,
+        &exact,
+        &NoProgress,
+        &CancelToken::new(),
+    )
+    .unwrap();
+    assert_eq!(out.region, (1368, 858, 164, 164));
+    assert_eq!(out.work_size, (512, 512));
+    assert_outside_unchanged(&out.image, &input, &mask, req.mask_blur);
 }
 
 #[test]

@@ -255,6 +255,13 @@ impl MaskedRun<'_> {
     ) -> Result<InpaintOutput, InpaintError> {
         let sd = self.sd;
         let device = &sd.device;
+        // An exact working size: the crop grows to its aspect first, so nothing is stretched.
+        let rect = match req.size {
+            WorkingSize::Exact(tw, th) => {
+                region::expand_to_aspect(rect, (tw, th), image.width(), image.height())
+            }
+            _ => rect,
+        };
         let (rx, ry, rw, rh) = rect;
         if (rw, rh) != image.dimensions() {
             notes.push(format!(

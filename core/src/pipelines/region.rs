@@ -300,3 +300,76 @@ pub fn resized_region(
 pub fn resize_back(generated: &RgbaImage, rw: u32, rh: u32) -> RgbaImage {
     image::imageops::resize(generated, rw, rh, image::imageops::FilterType::Lanczos3)
 }
+
+/// A crop grown to the aspect of `tw x th` inside an `iw x ih` image (A1111's
+/// `expand_crop_region`): the short side grows about its centre, shifted back inside the image,
+/// clamped where the image ends. A whole-image region is returned as is.
+pub fn expand_to_aspect(
+    (rx, ry, rw, rh): (u32, u32, u32, u32),
+    (tw, th): (u32, u32),
+    iw: u32,
+    ih: u32,
+) -> (u32, u32, u32, u32) {
+    // One axis of the grow: `(start, len)` to `want` within `0..limit`.
+    let grow = |start: u32, len: u32, want: f64, limit: u32| -> (u32, u32) {
+        let diff = (want - len as f64).max(0.0) as i64;
+        let (mut a, mut b) = (
+            start as i64 - diff / 2,
+            (start + len) as i64 + diff - diff / 2,
+        );
+        if b > limit as i64 {
+            a -= b - limit as i64;
+            b = limit as i64;
+        }
+        if a < 0 {
+            b = (b - a).min(limit as i64);
+            a = 0;
+        }
+        (a as u32, (b - a) as u32)
+    };
+    if (rw, rh) == (iw, ih) || rw == 0 || rh == 0 {
+        return (rx, ry, rw, rh);
+    }
+    let target = tw as f64 / th as f64;
+    if rw as f64 / rh as f64 > target {
+        let (y, h) = grow(ry, rh, rw as f64 / target, ih);
+        (rx, y, rw, h)
+    } else {
+        let (x, w) = grow(rx, rw, rh as f64 * target, iw);
+        (x, ry, w, rh)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crops_grow_to_the_target_aspect_inside_the_image() {
+        // 100x50 crop to a square target: height grows to 100 about the centre.
+        assert_eq!(
+            expand_to_aspect((200, 200, 100, 50), (512, 512), 1000, 800),
+            (200, 175, 100, 100)
+        );
+        // At the top edge it shifts down instead of leaving the image.
+        assert_eq!(
+            expand_to_aspect((200, 0, 100, 50), (512, 512), 1000, 800),
+            (200, 0, 100, 100)
+        );
+        // Narrow crop to a wide target, against the right edge.
+        assert_eq!(
+            expand_to_aspect((950, 100, 50, 100), (768, 512), 1000, 800),
+            (850, 100, 150, 100)
+        );
+        // An image too small for the aspect: clamped to the image.
+        assert_eq!(
+            expand_to_aspect((0, 10, 100, 20), (512, 512), 100, 60),
+            (0, 0, 100, 60)
+        );
+        // The whole image is left alone.
+        assert_eq!(
+            expand_to_aspect((0, 0, 100, 60), (512, 512), 100, 60),
+            (0, 0, 100, 60)
+        );
+    }
+}
