@@ -12,6 +12,7 @@ use clearpaint_core::pipelines::example::{self, ExampleModels};
 use clearpaint_core::pipelines::inpaint::{
     self, ColorMatch, DecoderChoice, InpaintModels, InpaintRequest, Region, WorkingSize,
 };
+use clearpaint_core::pipelines::outpaint::{self, Extend, Prefill};
 use clearpaint_core::progress::CancelToken;
 use clearpaint_core::schedulers::SchedulerKind;
 use clearpaint_core::weights::SafetensorsFile;
@@ -316,9 +317,17 @@ pub struct InpaintArgs {
     /// The image to edit.
     #[arg(long, value_name = "FILE")]
     pub image: PathBuf,
-    /// The mask: white = repaint, black = keep.
+    /// The mask: white = repaint, black = keep (optional with --extend).
     #[arg(long, value_name = "FILE")]
-    pub mask: PathBuf,
+    pub mask: Option<PathBuf>,
+    /// Outpaint: extend the canvas by N pixels on every side, or LEFT,TOP,RIGHT,BOTTOM; the new
+    /// border is repainted (with --mask, the mask's white part too).
+    #[arg(long, value_name = "N|L,T,R,B", value_parser = parse_extend)]
+    pub extend: Option<Extend>,
+    /// What the new border starts as: edge (the image's edge stretched), classical (the
+    /// classical fill) or noise.
+    #[arg(long, default_value = "edge", value_parser = parse_prefill)]
+    pub extend_fill: Prefill,
     /// Output PNG (written atomically; never replaced without --overwrite).
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
@@ -333,6 +342,14 @@ pub struct InpaintArgs {
 }
 
 fn parse_color_match(s: &str) -> Result<ColorMatch, String> {
+    s.parse()
+}
+
+fn parse_extend(s: &str) -> Result<Extend, String> {
+    s.parse()
+}
+
+fn parse_prefill(s: &str) -> Result<Prefill, String> {
     s.parse()
 }
 
@@ -393,11 +410,39 @@ pub fn run(args: &InpaintArgs, choice: DeviceChoice) -> Result<()> {
     {
         bail!("{}: the output folder does not exist", dir.display());
     }
-    let loaded = imaging::load(&args.image)?;
-    let mask = imaging::load(&args.mask)?;
-    let mask = image::DynamicImage::ImageRgba8(mask.rgba).to_luma8();
+    let mut loaded = imaging::load(&args.image)?;
+    let mask = match &args.mask {
+        Some(path) => {
+            let m = imaging::load(path)?;
+            Some(image::DynamicImage::ImageRgba8(m.rgba).to_luma8())
+        }
+        None if args.extend.is_some() => None,
+        None => bail!("--mask FILE is needed (white = repaint), or --extend to outpaint"),
+    };
     let latents = args.latents.as_deref().map(read_latents).transpose()?;
     let seed = args.opts.sd.seed.unwrap_or_else(random_seed);
+    let mask = match args.extend {
+        Some(e) => {
+            let (w, h) = loaded.rgba.dimensions();
+            let (nw, nh) = (w + e.left + e.right, h + e.top + e.bottom);
+            if nw as u64 * nh as u64 > imaging::max_image_pixels() {
+                bail!("--extend {e}: the {nw}x{nh} canvas is larger than images may be");
+            }
+            let mask = match mask {
+                Some(m) => inpaint::prepare_mask(&m, w, h, &mut Vec::new()),
+                None => image::GrayImage::new(w, h),
+            };
+            let (canvas, mask) =
+                outpaint::extend(&loaded.rgba, Some(&mask), e, args.extend_fill, seed);
+            eprintln!(
+                "note: outpainting to {nw}x{nh} (border pre-filled: {:?})",
+                args.extend_fill
+            );
+            loaded.rgba = canvas;
+            mask
+        }
+        None => mask.expect("a mask without --extend"),
+    };
     let req = args.opts.request(seed, latents);
     req.validate().map_err(anyhow::Error::msg)?;
     let engine = args.opts.engine(choice, true)?;

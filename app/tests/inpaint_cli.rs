@@ -660,3 +660,89 @@ fn a_textual_inversion_embedding_named_in_the_prompt_is_used_and_recorded() {
     );
     assert!(!parameters(&without).contains("TI hashes"));
 }
+
+#[test]
+fn outpainting_extends_the_canvas_keeps_the_original_and_is_the_inpaint_of_the_prefill() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.png");
+    let src = image::RgbaImage::from_fn(40, 32, |x, y| {
+        image::Rgba([(x * 6) as u8, (y * 7) as u8, 120, 255])
+    });
+    src.save(&input).unwrap();
+    let model = fixtures().join("tiny_sd_inpaint9");
+    let run = |image: &Path, extra: &[&str], out: &Path| {
+        let mut a = vec![
+            "inpaint",
+            "--model",
+            s(&model),
+            "--image",
+            s(image),
+            "--prompt",
+            "a beach",
+            "--steps",
+            "2",
+            "--seed",
+            "5",
+            "--size",
+            "native",
+            "--out",
+            s(out),
+        ];
+        a.extend_from_slice(extra);
+        let o = Command::new(env!("CARGO_BIN_EXE_clearpaint"))
+            .args(&a)
+            .env("CLEARPAINT_DEVICE", "cpu")
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{a:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        image::open(out).unwrap().to_rgba8()
+    };
+    for fill in ["edge", "classical", "noise"] {
+        let out = dir.path().join(format!("out_{fill}.png"));
+        let img = run(
+            &input,
+            &[
+                "--extend",
+                "8,0,16,8",
+                "--extend-fill",
+                fill,
+                "--mask-blur",
+                "0",
+            ],
+            &out,
+        );
+        assert_eq!(img.dimensions(), (64, 40), "{fill}");
+        for (x, y, p) in src.enumerate_pixels() {
+            assert_eq!(
+                img.get_pixel(x + 8, y),
+                p,
+                "{fill}: original pixel ({x}, {y}) changed"
+            );
+        }
+    }
+    // The same run as inpainting the pre-filled canvas with the border mask (the pipeline's
+    // diffusers parity is tested in core/tests/inpaint_pipeline.rs).
+    let (canvas, mask) = clearpaint_core::pipelines::outpaint::extend(
+        &src,
+        None,
+        "8,0,16,8".parse().unwrap(),
+        clearpaint_core::pipelines::outpaint::Prefill::Edge,
+        5,
+    );
+    let (cp, mp) = (dir.path().join("canvas.png"), dir.path().join("border.png"));
+    canvas.save(&cp).unwrap();
+    mask.save(&mp).unwrap();
+    let a = run(&input, &["--extend", "8,0,16,8"], &dir.path().join("a.png"));
+    let b = run(&cp, &["--mask", s(&mp)], &dir.path().join("b.png"));
+    assert_eq!(a, b);
+    // Default feather (4 px): the original is exact beyond 4 px from the new border.
+    for (x, y, p) in src.enumerate_pixels() {
+        if (4..36).contains(&x) && y < 28 {
+            assert_eq!(a.get_pixel(x + 8, y), p);
+        }
+    }
+}

@@ -13,6 +13,7 @@ pub mod inpaint;
 pub mod latents;
 pub mod models;
 pub mod networks;
+pub mod outpaint;
 pub mod prompt;
 pub mod region;
 pub mod weather;
