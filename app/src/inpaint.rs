@@ -259,6 +259,7 @@ impl SdOptions {
             "Inpainting needs a diffusers Stable Diffusion 1.x folder or a single-file SD 1.x \
              .safetensors checkpoint, e.g. stable-diffusion-v1-5/stable-diffusion-inpainting",
             inpaint::REQUIRED,
+            "sd15-inpainting",
         )?;
         let selected = device::select(choice)?;
         eprintln!("loading {} on {}", model.display(), selected.description);
@@ -273,6 +274,7 @@ impl SdOptions {
             "--example needs a diffusers Paint-by-Example folder, e.g. \
              Fantasy-Studio/Paint-by-Example",
             example::REQUIRED,
+            "paint-by-example",
         )?;
         let selected = device::select(choice)?;
         eprintln!("loading {} on {}", model.display(), selected.description);
@@ -282,7 +284,13 @@ impl SdOptions {
 
     /// `--model` and `--vae` resolved (a known model's name where it is present on this
     /// machine), or what to give when the model is absent.
-    fn paths(&self, what: &str, needs: &str, layout: &str) -> Result<(PathBuf, Option<PathBuf>)> {
+    fn paths(
+        &self,
+        what: &str,
+        needs: &str,
+        layout: &str,
+        known: &str,
+    ) -> Result<(PathBuf, Option<PathBuf>)> {
         let Some(model) = &self.model else {
             bail!("--engine diffusion needs --model PATH ({what}; see weights/README.md)");
         };
@@ -295,8 +303,8 @@ impl SdOptions {
         if !model.exists() {
             bail!(
                 "{}: no such model folder or file. {needs} ({layout}), and for the asymmetric \
-                 decoder --vae with cross-attention/asymmetric-autoencoder-kl-x-1-5 (see \
-                 weights/README.md)",
+                 decoder --vae with cross-attention/asymmetric-autoencoder-kl-x-1-5 (clearpaint \
+                 weights fetch {known} / asym-vae-x1.5; see weights/README.md)",
                 model.display(),
             );
         }
@@ -422,25 +430,7 @@ pub fn run(args: &InpaintArgs, choice: DeviceChoice) -> Result<()> {
     let latents = args.latents.as_deref().map(read_latents).transpose()?;
     let seed = args.opts.sd.seed.unwrap_or_else(random_seed);
     let mask = match args.extend {
-        Some(e) => {
-            let (w, h) = loaded.rgba.dimensions();
-            let (nw, nh) = (w + e.left + e.right, h + e.top + e.bottom);
-            if nw as u64 * nh as u64 > imaging::max_image_pixels() {
-                bail!("--extend {e}: the {nw}x{nh} canvas is larger than images may be");
-            }
-            let mask = match mask {
-                Some(m) => inpaint::prepare_mask(&m, w, h, &mut Vec::new()),
-                None => image::GrayImage::new(w, h),
-            };
-            let (canvas, mask) =
-                outpaint::extend(&loaded.rgba, Some(&mask), e, args.extend_fill, seed);
-            eprintln!(
-                "note: outpainting to {nw}x{nh} (border pre-filled: {:?})",
-                args.extend_fill
-            );
-            loaded.rgba = canvas;
-            mask
-        }
+        Some(e) => outpaint_canvas(&mut loaded.rgba, mask, e, args.extend_fill, seed)?,
         None => mask.expect("a mask without --extend"),
     };
     let req = args.opts.request(seed, latents);
@@ -463,6 +453,30 @@ pub fn run(args: &InpaintArgs, choice: DeviceChoice) -> Result<()> {
         start.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Extends `image` by `e` for outpainting (the border pre-filled) and returns the mask: the
+/// border plus `mask`'s white part.
+fn outpaint_canvas(
+    image: &mut image::RgbaImage,
+    mask: Option<image::GrayImage>,
+    e: Extend,
+    fill: Prefill,
+    seed: u64,
+) -> Result<image::GrayImage> {
+    let (w, h) = image.dimensions();
+    let (nw, nh) = (w + e.left + e.right, h + e.top + e.bottom);
+    if nw as u64 * nh as u64 > imaging::max_image_pixels() {
+        bail!("--extend {e}: the {nw}x{nh} canvas is larger than images may be");
+    }
+    let mask = match mask {
+        Some(m) => inpaint::prepare_mask(&m, w, h, &mut Vec::new()),
+        None => image::GrayImage::new(w, h),
+    };
+    let (canvas, mask) = outpaint::extend(image, Some(&mask), e, fill, seed);
+    eprintln!("note: outpainting to {nw}x{nh} (border pre-filled: {fill:?})");
+    *image = canvas;
+    Ok(mask)
 }
 
 /// Runs one image with `engine`, showing step progress on `bar` (a new bar when `None`), and

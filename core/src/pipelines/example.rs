@@ -15,10 +15,9 @@ use image::{GrayImage, RgbaImage};
 
 use super::inpaint::{
     DecoderChoice, InpaintError, InpaintOutput, InpaintRequest, Layout, MaskedRun, SdModels,
-    check_request,
+    check_request, mask_and_region,
 };
 use super::models::open_model_path;
-use super::region;
 use crate::device::Selected;
 use crate::models::clip_image::ClipImageProcessor;
 use crate::models::paint_by_example::{self, PaintByExampleImageEncoder};
@@ -121,11 +120,7 @@ pub fn run(
     if !req.loras.is_empty() {
         notes.push("LoRAs are not applied to Paint-by-Example (they are made for text)".into());
     }
-    let (iw, ih) = image.dimensions();
-    let mask = region::request_mask(mask, iw, ih, req.resize_mask, &mut notes)
-        .map_err(InpaintError::Request)?;
-    let rect = region::choose_region(req.region, &mask, req.crop_padding)
-        .map_err(InpaintError::Request)?;
+    let (mask, rect) = mask_and_region(req, image, mask, &mut notes)?;
     progress.update("exemplar", 0, 1);
     let context = models.context(example, req.guidance > 1.0);
     progress.update("exemplar", 1, 1);

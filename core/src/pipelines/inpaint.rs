@@ -200,16 +200,7 @@ pub fn run(
 ) -> Result<InpaintOutput, InpaintError> {
     check_request(req, models.sd.scheduler_config.num_train_timesteps)?;
     let mut notes = Vec::new();
-    let mask = region::request_mask(
-        mask,
-        image.width(),
-        image.height(),
-        req.resize_mask,
-        &mut notes,
-    )
-    .map_err(InpaintError::Request)?;
-    let rect = region::choose_region(req.region, &mask, req.crop_padding)
-        .map_err(InpaintError::Request)?;
+    let (mask, rect) = mask_and_region(req, image, mask, &mut notes)?;
     let nets = with_loras(models, req, &mut notes)?;
     let context = prompt_context(models, &nets, req, &mut notes);
     let run = MaskedRun {
@@ -219,6 +210,25 @@ pub fn run(
         layout: Layout::Inpaint,
     };
     run.run(image, &mask, rect, req, notes, progress, cancel)
+}
+
+/// A region `(x, y, w, h)` of an image.
+pub type Rect = (u32, u32, u32, u32);
+
+/// The request's mask at the image's size (resized with a note, or refused) and the working
+/// region it chooses.
+pub(super) fn mask_and_region(
+    req: &InpaintRequest,
+    image: &RgbaImage,
+    mask: &GrayImage,
+    notes: &mut Vec<String>,
+) -> Result<(GrayImage, Rect), InpaintError> {
+    let (iw, ih) = image.dimensions();
+    let mask = region::request_mask(mask, iw, ih, req.resize_mask, notes)
+        .map_err(InpaintError::Request)?;
+    let rect = region::choose_region(req.region, &mask, req.crop_padding)
+        .map_err(InpaintError::Request)?;
+    Ok((mask, rect))
 }
 
 /// How a 9-channel UNet takes its extra input channels.
