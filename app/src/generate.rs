@@ -47,6 +47,10 @@ pub struct Img2ImgArgs {
     /// of the image is kept exactly (feathered over 4 pixels).
     #[arg(long, value_name = "FILE")]
     pub mask: Option<PathBuf>,
+    /// binary, or soft: the mask's grey levels are per-pixel strengths (differential
+    /// diffusion; a pixel at 0.3 changes less than one at 1.0, black never).
+    #[arg(long, default_value = "binary", value_parser = crate::inpaint::parse_mask_mode)]
+    pub mask_mode: clearpaint_core::pipelines::inpaint::MaskMode,
     /// How much to change: 1 = from pure noise, lower keeps more of the image.
     #[arg(long, default_value_t = 0.75)]
     pub strength: f64,
@@ -96,6 +100,7 @@ pub fn run_img2img(args: &Img2ImgArgs, choice: DeviceChoice) -> Result<()> {
     let seed = args.sd.seed.unwrap_or_else(random_seed);
     let mut req = args.sd.request(seed, latents);
     req.strength = args.strength;
+    req.mask_mode = args.mask_mode;
     req.validate().map_err(anyhow::Error::msg)?;
     let mask = match &args.mask {
         Some(path) => {

@@ -10,7 +10,7 @@ use clearpaint_core::imaging;
 use clearpaint_core::lora::LoraSpec;
 use clearpaint_core::pipelines::example::{self, ExampleModels};
 use clearpaint_core::pipelines::inpaint::{
-    self, ColorMatch, DecoderChoice, InpaintModels, InpaintRequest, Region, WorkingSize,
+    self, ColorMatch, DecoderChoice, InpaintModels, InpaintRequest, MaskMode, Region, WorkingSize,
 };
 use clearpaint_core::pipelines::outpaint::{self, Extend, Prefill};
 use clearpaint_core::progress::CancelToken;
@@ -141,6 +141,11 @@ pub struct InpaintOptions {
     /// channel mean and spread) or histogram.
     #[arg(long, default_value = "off", value_parser = parse_color_match)]
     pub color_match: ColorMatch,
+    /// binary: grey >= 128 repaints; soft: the mask's grey levels are per-pixel strengths
+    /// through the denoising loop (differential diffusion: 0.3 changes less than 1.0, black
+    /// never); a mask with only black and white runs as binary.
+    #[arg(long, default_value = "binary", value_parser = parse_mask_mode)]
+    pub mask_mode: MaskMode,
     /// Context around the mask in crop mode (pixels).
     #[arg(long, default_value_t = 32)]
     pub crop_padding: u32,
@@ -172,6 +177,7 @@ impl InpaintOptions {
             crop_padding: self.crop_padding,
             size: self.size,
             color_match: self.color_match,
+            mask_mode: self.mask_mode,
             mask_blur: self.mask_blur,
             paste_back: self.paste_back == OnOff::On,
             resize_mask: self.mask_resize == OnOff::On,
@@ -350,6 +356,10 @@ pub struct InpaintArgs {
 }
 
 fn parse_color_match(s: &str) -> Result<ColorMatch, String> {
+    s.parse()
+}
+
+pub fn parse_mask_mode(s: &str) -> Result<MaskMode, String> {
     s.parse()
 }
 

@@ -746,3 +746,45 @@ fn outpainting_extends_the_canvas_keeps_the_original_and_is_the_inpaint_of_the_p
         }
     }
 }
+
+#[test]
+fn soft_mask_mode_changes_grey_pixels_keeps_black_ones_and_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let (image, mask) = (dir.path().join("in.png"), dir.path().join("m.png"));
+    picture(48, 40).save(&image).unwrap();
+    // A ramp: black on the left, grey in the middle, white on the right.
+    GrayImage::from_fn(48, 40, |x, _| {
+        Luma([(x.saturating_sub(8) * 8).min(255) as u8])
+    })
+    .save(&mask)
+    .unwrap();
+    let model = fixtures().join("tiny_sd_inpaint9");
+    let run = |mode: &str, name: &str| {
+        let out = dir.path().join(name);
+        let mut a = base_args(s(&model), s(&image), s(&mask), s(&out));
+        a.extend(["--region", "full", "--mask-blur", "0", "--mask-mode", mode]);
+        let o = clearpaint(&a);
+        assert!(o.status.success(), "{}", err(&o));
+        (image::open(&out).unwrap().to_rgba8(), out)
+    };
+    let (soft, soft_path) = run("soft", "soft.png");
+    let (binary, _) = run("binary", "binary.png");
+    let input = image::open(&image).unwrap().to_rgba8();
+    for (x, y, p) in soft.enumerate_pixels() {
+        if x < 9 {
+            assert_eq!(p, input.get_pixel(x, y), "black column {x} changed");
+        }
+    }
+    assert_ne!(soft, binary, "grey levels change the run");
+    assert!(parameters(&soft_path).contains("Mask mode: soft"));
+    let out = dir.path().join("bad.png");
+    let mut a = base_args(s(&model), s(&image), s(&mask), s(&out));
+    a.extend(["--mask-mode", "fuzzy"]);
+    let o = clearpaint(&a);
+    assert!(
+        !o.status.success() && err(&o).contains("binary, soft"),
+        "{}",
+        err(&o)
+    );
+    assert!(!out.exists());
+}

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use clearpaint_core::device::{self, DeviceChoice};
 use clearpaint_core::imaging;
 use clearpaint_core::pipelines::inpaint::InpaintRequest;
+use clearpaint_core::pipelines::outpaint::Prefill;
 use eframe::egui;
 use image::RgbaImage;
 
@@ -83,6 +84,9 @@ pub struct Settings {
     pub device: DeviceChoice,
     /// The mask overlay's colour (alpha = its opacity).
     pub mask_colour: egui::Color32,
+    /// Outpaint: pixels a side grows by, and what the new border starts as.
+    pub extend_px: u32,
+    pub extend_fill: Prefill,
 }
 
 impl Default for Settings {
@@ -101,6 +105,8 @@ impl Default for Settings {
             },
             device: DeviceChoice::Auto,
             mask_colour: egui::Color32::from_rgba_unmultiplied(255, 40, 60, 110),
+            extend_px: 128,
+            extend_fill: Prefill::Edge,
         }
     }
 }

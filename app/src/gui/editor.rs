@@ -4,6 +4,7 @@
 
 use burn::tensor::Device;
 use clearpaint_core::kernels;
+use clearpaint_core::pipelines::outpaint::{self, Extend, Prefill};
 use image::{GrayImage, Luma, RgbaImage};
 
 /// What an undo step restores.
@@ -23,6 +24,11 @@ pub struct Editor {
     pub mask: GrayImage,
     /// Brush diameter in image pixels.
     pub brush: f32,
+    /// The share of the radius painted at full value (1 = a hard edge); beyond it the brush
+    /// falls off smoothly to 0 at the rim.
+    pub hardness: f32,
+    /// The grey a stroke paints, 0..1 (a soft mask's strength; erasing lowers to 1 - opacity).
+    pub opacity: f32,
     pub erase: bool,
     undo: Vec<Snapshot>,
     redo: Vec<Snapshot>,
@@ -53,6 +59,8 @@ impl Editor {
             image,
             has_alpha,
             brush: 24.0,
+            hardness: 1.0,
+            opacity: 1.0,
             erase: false,
             undo: Vec::new(),
             redo: Vec::new(),
@@ -87,10 +95,11 @@ impl Editor {
         self.push_undo();
     }
 
-    /// Paints (or erases) a segment of the current stroke, in image coordinates.
+    /// Paints (or erases) a segment of the current stroke, in image coordinates. A stroke
+    /// never lightens what it paints over (grey levels take the larger value) nor darkens what
+    /// it erases beyond `1 - opacity`, so overlapping segments do not build up.
     pub fn paint(&mut self, from: (f32, f32), to: (f32, f32)) {
         let r = (self.brush / 2.0).max(0.5);
-        let value = if self.erase { 0 } else { 255 };
         let (w, h) = self.mask.dimensions();
         let x0 = (from.0.min(to.0) - r).floor().max(0.0) as u32;
         let y0 = (from.1.min(to.1) - r).floor().max(0.0) as u32;
@@ -107,8 +116,16 @@ impl Editor {
                     0.0
                 };
                 let (cx, cy) = (from.0 + t * dx, from.1 + t * dy);
-                if (px - cx).powi(2) + (py - cy).powi(2) <= r * r {
-                    self.mask.put_pixel(x, y, Luma([value]));
+                let d2 = (px - cx).powi(2) + (py - cy).powi(2);
+                if d2 <= r * r {
+                    let a = self.brush_alpha(d2.sqrt() / r);
+                    let old = self.mask.get_pixel(x, y)[0];
+                    let v = if self.erase {
+                        old.min((255.0 * (1.0 - a)).round() as u8)
+                    } else {
+                        old.max((255.0 * a).round() as u8)
+                    };
+                    self.mask.put_pixel(x, y, Luma([v]));
                 }
             }
         }
@@ -118,6 +135,18 @@ impl Editor {
                 None => (x0, y0, x1, y1),
             });
         }
+    }
+
+    /// The brush's coverage at `t` = distance / radius (0..=1): `opacity` inside the hard
+    /// core, then a smoothstep down to 0 at the rim.
+    fn brush_alpha(&self, t: f32) -> f32 {
+        let core = self.hardness.clamp(0.0, 1.0);
+        let o = self.opacity.clamp(0.0, 1.0);
+        if t <= core {
+            return o;
+        }
+        let u = ((1.0 - t) / (1.0 - core)).clamp(0.0, 1.0);
+        o * u * u * (3.0 - 2.0 * u)
     }
 
     /// The mask region strokes changed since the last call (and forgets it).
@@ -241,6 +270,26 @@ impl Editor {
         self.revision += 1;
     }
 
+    /// Grows the canvas by `e` for outpainting (undoable): the new border pre-filled with
+    /// `fill` and masked, the mask inside kept. The earlier "before" no longer lines up, so it
+    /// is dropped.
+    pub fn extend_canvas(&mut self, e: Extend, fill: Prefill, seed: u64) -> Result<(), String> {
+        let (w, h) = self.image.dimensions();
+        let (nw, nh) = (w + e.left + e.right, h + e.top + e.bottom);
+        if nw as u64 * nh as u64 > clearpaint_core::imaging::max_image_pixels() {
+            return Err(format!(
+                "extending to {nw}x{nh} would make the image larger than images may be"
+            ));
+        }
+        self.push_undo();
+        let (image, mask) = outpaint::extend(&self.image, Some(&self.mask), e, fill, seed);
+        self.image = image;
+        self.mask = mask;
+        self.before = None;
+        self.revision += 1;
+        Ok(())
+    }
+
     pub fn mask_pixels(&self) -> usize {
         self.mask.pixels().filter(|p| p[0] >= 128).count()
     }
@@ -276,6 +325,39 @@ mod tests {
         assert!(!e.undo());
         assert!(e.redo());
         assert_eq!(e.mask, painted);
+    }
+
+    #[test]
+    fn soft_brushes_paint_grey_levels_that_do_not_build_up() {
+        let mut e = editor();
+        e.brush = 20.0;
+        e.hardness = 0.5;
+        e.opacity = 0.4;
+        e.begin_stroke();
+        e.paint((32.0, 24.0), (32.0, 24.0));
+        let centre = e.mask.get_pixel(31, 23)[0];
+        assert_eq!(centre, 102, "the core paints the opacity (0.4 x 255)");
+        let (mid, rim) = (e.mask.get_pixel(38, 23)[0], e.mask.get_pixel(41, 23)[0]);
+        assert!(mid < centre && mid > rim, "falls off: {centre} {mid} {rim}");
+        assert_eq!(e.mask.get_pixel(45, 23)[0], 0, "nothing past the radius");
+        e.paint((32.0, 24.0), (32.0, 24.0));
+        assert_eq!(
+            e.mask.get_pixel(31, 23)[0],
+            centre,
+            "repeated dabs do not add up"
+        );
+        e.opacity = 1.0;
+        e.hardness = 1.0;
+        e.paint((32.0, 24.0), (32.0, 24.0));
+        assert_eq!(e.mask.get_pixel(38, 23)[0], 255);
+        e.erase = true;
+        e.opacity = 0.25;
+        e.paint((32.0, 24.0), (32.0, 24.0));
+        assert_eq!(
+            e.mask.get_pixel(31, 23)[0],
+            191,
+            "erasing at 25% leaves 75%"
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod jobs;
 pub mod loras;
 pub mod models;
 mod modes;
+mod outpaint;
 pub mod prefs;
 mod results;
 mod settings;

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::Ordering;
 
-use clearpaint_core::pipelines::inpaint::{DecoderChoice, Region, WorkingSize};
+use clearpaint_core::pipelines::inpaint::{DecoderChoice, MaskMode, Region, WorkingSize};
 use clearpaint_core::schedulers::SchedulerKind;
 use eframe::egui;
 
@@ -14,6 +14,9 @@ impl ClearpaintApp {
         self.prompt_section(ui);
         self.sampling_section(ui);
         self.region_section(ui);
+        if matches!(self.settings.mode, Mode::Inpaint | Mode::Example) {
+            self.outpaint_section(ui);
+        }
         self.models_section(ui);
         self.loras_section(ui);
         self.run_section(ui);
@@ -151,6 +154,17 @@ impl ClearpaintApp {
                     let t = WorkingSize::Exact(side, side);
                     ui.selectable_value(&mut s.request.size, t, t.to_string());
                 }
+            });
+        egui::ComboBox::from_label("Mask mode")
+            .selected_text(s.request.mask_mode.to_string())
+            .show_ui(ui, |ui| {
+                ui.selectable_value(&mut s.request.mask_mode, MaskMode::Binary, "binary")
+                    .on_hover_text("grey >= 50% repaints, the rest is kept");
+                ui.selectable_value(&mut s.request.mask_mode, MaskMode::Soft, "soft")
+                    .on_hover_text(
+                        "grey levels are strengths: a 30% grey changes less than white \
+                         (paint them with a lower brush opacity or hardness)",
+                    );
             });
         ui.add(egui::Slider::new(&mut s.request.crop_padding, 0..=256).text("Crop padding"));
         ui.add(egui::Slider::new(&mut s.request.mask_blur, 0..=64).text("Mask blur"));

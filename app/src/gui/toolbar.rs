@@ -155,6 +155,10 @@ impl ClearpaintApp {
                 .logarithmic(true)
                 .text("Brush"),
         );
+        ui.add(egui::Slider::new(&mut ed.hardness, 0.0..=1.0).text("Hardness"))
+            .on_hover_text("1 = a hard edge; lower fades the brush out towards its rim");
+        ui.add(egui::Slider::new(&mut ed.opacity, 0.05..=1.0).text("Opacity"))
+            .on_hover_text("the grey a stroke paints: a soft mask's strength (Mask mode: soft)");
         if ui.button("Invert").clicked() {
             ed.invert_mask();
         }

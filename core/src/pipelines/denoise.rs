@@ -1,9 +1,10 @@
 //! The denoising loop every Stable Diffusion pipeline runs: scale the input, add the
 //! inpainting conditioning, predict the noise with classifier-free guidance, step the
 //! scheduler (with seeded per-step noise for the stochastic ones), and for 4-channel local
-//! editing blend the re-noised original back outside the mask.
+//! editing blend the re-noised original back outside the mask; with a soft mask, release each
+//! latent pixel from its noised original at its own step (differential diffusion, `soft`).
 
-use burn::tensor::Tensor;
+use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::models::unet::UNet2DConditionModel;
 use crate::noise::gaussian_noise;
@@ -28,6 +29,45 @@ pub enum Conditioning {
     },
 }
 
+/// Differential diffusion's per-step release (see `soft`): before step `k` of the run's `n`,
+/// latents where `hold > k / n` are replaced by `original` noised to that step with `noise`;
+/// step 0 starts from the noised original everywhere.
+pub struct Release {
+    pub original: Tensor<4>,
+    pub noise: Tensor<4>,
+    /// `1 - strength` per latent pixel, row-major over `grid` (`w`, `h`).
+    pub hold: Vec<f32>,
+    pub grid: (usize, usize),
+    pub device: Device,
+}
+
+impl Release {
+    /// The latents entering step `k` (of `n`) at timestep index `i`.
+    fn apply(
+        &self,
+        sched: &Scheduler,
+        latents: Tensor<4>,
+        i: usize,
+        k: usize,
+        n: usize,
+    ) -> Tensor<4> {
+        let held = sched.add_noise(self.original.clone(), self.noise.clone(), i);
+        if k == 0 {
+            return held;
+        }
+        // The reference's threshold: `arange(n) / n` in f32.
+        let t = k as f32 / n as f32;
+        let keep: Vec<f32> = self
+            .hold
+            .iter()
+            .map(|&h| if h > t { 1.0 } else { 0.0 })
+            .collect();
+        let (w, h) = self.grid;
+        let keep: Tensor<4> = Tensor::from_data(TensorData::new(keep, [1, 1, h, w]), &self.device);
+        held * keep.clone() + latents * (keep.neg() + 1.0)
+    }
+}
+
 /// One denoising run's fixed inputs.
 pub struct Denoise<'a> {
     pub unet: &'a UNet2DConditionModel,
@@ -35,6 +75,8 @@ pub struct Denoise<'a> {
     pub context: &'a Tensor<3>,
     pub guidance: f64,
     pub conditioning: Conditioning,
+    /// A soft mask's release (differential diffusion), applied before every step.
+    pub release: Option<Release>,
     /// Per-step noise for stochastic schedulers (or DDIM with eta > 0): step `i` draws from
     /// `seed + 1 + i`.
     pub step_noise: bool,
@@ -56,6 +98,9 @@ impl Denoise<'_> {
         for (k, i) in (start..n).enumerate() {
             if cancel.is_cancelled() {
                 return None;
+            }
+            if let Some(r) = &self.release {
+                latents = r.apply(sched, latents, i, k, total);
             }
             let eps = self.predict(sched, &latents, i);
             let step_noise = self.step_noise.then(|| {

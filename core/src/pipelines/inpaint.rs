@@ -25,6 +25,8 @@ use super::networks::{self, Networks};
 use super::prompt::TextModels;
 use super::region;
 pub use super::region::{Region, WorkingSize, prepare_mask};
+use super::soft;
+pub use super::soft::{MaskMode, RunMask};
 use crate::imaging;
 use crate::models::tokenizer::TokenizerError;
 use crate::models::unet::UNet2DConditionModel;
@@ -78,6 +80,8 @@ pub struct InpaintRequest {
     pub size: WorkingSize,
     /// Match the repainted area's colours to its surroundings.
     pub color_match: ColorMatch,
+    /// Binary, or grey levels as per-pixel strengths (differential diffusion).
+    pub mask_mode: MaskMode,
     /// Feather radius (pixels) of the paste-back mask.
     pub mask_blur: u32,
     /// Keep every unmasked pixel of the input (blended through the feathered mask).
@@ -110,6 +114,7 @@ impl Default for InpaintRequest {
             crop_padding: 32,
             size: WorkingSize::Auto,
             color_match: ColorMatch::Off,
+            mask_mode: MaskMode::Binary,
             mask_blur: 4,
             paste_back: true,
             decoder: DecoderChoice::Asymmetric,
@@ -215,19 +220,29 @@ pub fn run(
 /// A region `(x, y, w, h)` of an image.
 pub type Rect = (u32, u32, u32, u32);
 
-/// The request's mask at the image's size (resized with a note, or refused) and the working
-/// region it chooses.
+/// The request's mask at the image's size (resized with a note, or refused; binary, or with
+/// its strengths in soft mode) and the working region it chooses.
 pub(super) fn mask_and_region(
     req: &InpaintRequest,
     image: &RgbaImage,
     mask: &GrayImage,
     notes: &mut Vec<String>,
-) -> Result<(GrayImage, Rect), InpaintError> {
+) -> Result<(RunMask, Rect), InpaintError> {
     let (iw, ih) = image.dimensions();
-    let mask = region::request_mask(mask, iw, ih, req.resize_mask, notes)
+    let binary = region::request_mask(mask, iw, ih, req.resize_mask, notes)
         .map_err(InpaintError::Request)?;
-    let rect = region::choose_region(req.region, &mask, req.crop_padding)
+    let mask = match req.mask_mode {
+        MaskMode::Binary => RunMask {
+            mask: binary,
+            strength: None,
+        },
+        MaskMode::Soft => soft::soft_mask(mask, iw, ih, &mut Vec::new()),
+    };
+    let rect = region::choose_region(req.region, &mask.mask, req.crop_padding)
         .map_err(InpaintError::Request)?;
+    if req.mask_mode == MaskMode::Soft && mask.strength.is_none() {
+        notes.push("the mask has no grey levels: soft mode ran it as a binary mask".into());
+    }
     Ok((mask, rect))
 }
 
@@ -250,13 +265,13 @@ pub(super) struct MaskedRun<'a> {
 }
 
 impl MaskedRun<'_> {
-    /// The masked body every masked pipeline shares, on `mask` (binary, the image's size)
-    /// within `rect`: encode, denoise, decode (conditioned), place back.
+    /// The masked body every masked pipeline shares, on `masks` (the image's size) within
+    /// `rect`: encode, denoise (with a soft mask's release), decode (conditioned), place back.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn run(
         &self,
         image: &RgbaImage,
-        mask: &GrayImage,
+        masks: &RunMask,
         rect: (u32, u32, u32, u32),
         req: &InpaintRequest,
         mut notes: Vec<String>,
@@ -265,6 +280,7 @@ impl MaskedRun<'_> {
     ) -> Result<InpaintOutput, InpaintError> {
         let sd = self.sd;
         let device = &sd.device;
+        let mask = &masks.mask;
         // An exact working size: the crop grows to its aspect first, so nothing is stretched.
         let rect = match req.size {
             WorkingSize::Exact(tw, th) => {
@@ -290,7 +306,13 @@ impl MaskedRun<'_> {
                 sd.unet_config.trained_pixels()
             ));
         }
-        let (img_t, mask_t) = work_tensors(&work, &work_mask, device);
+        // A soft mask conditions the model and decoder on its binarized strengths.
+        let strength = masks
+            .strength
+            .as_ref()
+            .map(|s| soft::work_strength(s, rect, target));
+        let cond_mask = strength.as_ref().map(soft::conditioning_mask);
+        let (img_t, mask_t) = work_tensors(&work, cond_mask.as_ref().unwrap_or(&work_mask), device);
         let [_, _, ph, pw] = img_t.dims();
         let (lh, lw) = (ph / 8, pw / 8);
 
@@ -305,8 +327,8 @@ impl MaskedRun<'_> {
         let nine = sd.unet_config.in_channels == 9;
         let strength_max = req.strength >= 1.0;
         progress.update("encode", 0, 1);
-        let image_latents =
-            (!nine || !strength_max).then(|| vae_model.encode(img_t.clone()).mode() * sf);
+        let image_latents = (!nine || !strength_max || strength.is_some())
+            .then(|| vae_model.encode(img_t.clone()).mode() * sf);
         let masked_latents = nine.then(|| {
             let keep = mask_t.clone().neg() + 1.0;
             vae_model.encode(img_t.clone() * keep).mode() * sf
@@ -323,11 +345,23 @@ impl MaskedRun<'_> {
             image_latents.as_ref().filter(|_| !strength_max),
             t_start,
         );
+        let release = match (&strength, &image_latents) {
+            (Some(s), Some(x0)) => Some(soft::release(
+                s,
+                x0.clone(),
+                noise.clone(),
+                (lw, lh),
+                device,
+            )),
+            _ => None,
+        };
         let conditioning = match (masked_latents, image_latents) {
             (Some(masked), _) => Conditioning::Channels(match self.layout {
                 Layout::Inpaint => Tensor::cat(vec![mask_latent, masked], 1),
                 Layout::Example => Tensor::cat(vec![masked, mask_latent.neg() + 1.0], 1),
             }),
+            // A soft mask's release replaces the 4-channel blend (the reference has none).
+            (None, Some(_)) if release.is_some() => Conditioning::None,
             (None, Some(original)) => Conditioning::Blend {
                 original,
                 noise,
@@ -341,6 +375,7 @@ impl MaskedRun<'_> {
             context: self.context,
             guidance: req.guidance,
             conditioning,
+            release,
             step_noise: req.scheduler.is_stochastic() || req.eta > 0.0,
             seed: req.seed,
         }
@@ -430,6 +465,7 @@ pub(super) fn denoiser<'a>(
         context,
         guidance: req.guidance,
         conditioning,
+        release: None,
         step_noise: req.scheduler.is_stochastic() || req.eta > 0.0,
         seed: req.seed,
     }
@@ -591,6 +627,10 @@ pub fn a1111_parameters_for(
                 ColorMatch::Off => "",
                 ColorMatch::MeanStd => ", Color match: mean-std",
                 ColorMatch::Histogram => ", Color match: histogram",
+            }
+            + match req.mask_mode {
+                MaskMode::Binary => "",
+                MaskMode::Soft => ", Mask mode: soft",
             },
         env!("CARGO_PKG_VERSION")
     ));

@@ -16,4 +16,5 @@ pub mod networks;
 pub mod outpaint;
 pub mod prompt;
 pub mod region;
+pub mod soft;
 pub mod weather;
