@@ -7,8 +7,9 @@ use anyhow::{Result, bail};
 use clearpaint_core::batch::{self, MaskSource, Report, Shard};
 use clearpaint_core::device::{self, DeviceChoice};
 use clearpaint_core::imaging;
-use clearpaint_core::models::augan::AuganGenerator;
+use clearpaint_core::models::augan::{AuganGenerator, Direction};
 use clearpaint_core::pipelines::weather::{self, DEFAULT_SIZE, WeatherRequest, WorkSize};
+use clearpaint_core::shard::{self, ShardSpec};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::inpaint::{InpaintOptions, random_seed, run_one, step_bar};
@@ -59,9 +60,35 @@ pub struct Common {
     /// Write the summary (done / skipped / failed with reasons) as JSON.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
-    /// Process only this machine's share `I/N` of the files (0 <= I < N).
-    #[arg(long, value_name = "I/N")]
-    pub shard: Option<Shard>,
+    /// Process only this task's share of the files: `I/N` (0-based, 0 <= I < N), or `env`:
+    /// the index and count from the array job that started it (Slurm, Kubernetes Indexed
+    /// Job, AWS Batch, Cloud Run jobs, Cloud Batch). Files go to shards by a fixed hash of
+    /// their relative path, the same on every machine.
+    #[arg(long, value_name = "I/N|env")]
+    pub shard: Option<ShardSpec>,
+    /// With `--shard env`: the number of tasks, where the engine does not expose it
+    /// (Kubernetes: the job's completions).
+    #[arg(long, value_name = "N")]
+    pub shards: Option<u64>,
+}
+
+impl Common {
+    /// This task's shard: `--shard I/N`, or read from the engine's environment (saying which).
+    pub fn shard(&self) -> Result<Option<Shard>> {
+        if self.shards.is_some() && self.shard != Some(ShardSpec::Env) {
+            bail!("--shards N goes with --shard env (with --shard I/N the count is N)");
+        }
+        match self.shard {
+            None => Ok(None),
+            Some(ShardSpec::Explicit(s)) => Ok(Some(s)),
+            Some(ShardSpec::Env) => {
+                let (s, note) = shard::from_env(|k| std::env::var(k).ok(), self.shards)
+                    .map_err(anyhow::Error::msg)?;
+                eprintln!("note: {note}");
+                Ok(Some(s))
+            }
+        }
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -87,7 +114,10 @@ pub struct BatchWeatherArgs {
     /// Folder of images.
     #[arg(long, value_name = "DIR")]
     pub input: PathBuf,
-    /// Also write NAME_uncertainty.png.
+    /// night-to-day (default) or day-to-night (when the file holds generatorB2A).
+    #[arg(long, default_value = "night-to-day", value_parser = crate::weather::parse_direction)]
+    pub direction: Direction,
+    /// Also write NAME_uncertainty.png (night-to-day only).
     #[arg(long)]
     pub uncertainty: bool,
     /// Working size HxW (multiples of 4).
@@ -117,7 +147,7 @@ fn plan(
             input.display()
         );
     }
-    if let Some(shard) = common.shard {
+    if let Some(shard) = common.shard()? {
         files.retain(|f| shard.contains(f));
     }
     let mut todo = Vec::new();
@@ -242,7 +272,10 @@ fn weather_folder(a: &BatchWeatherArgs, choice: DeviceChoice) -> Result<()> {
     };
     let todo = plan(&a.input, &a.common, suffixes, &mut report)?;
     let selected = device::select(choice)?;
-    let (model, _) = AuganGenerator::load(&a.model, &selected.device)?;
+    let (model, _) = AuganGenerator::load_direction(&a.model, a.direction, &selected.device)?;
+    if a.uncertainty && a.direction == Direction::DayToNight {
+        bail!("--uncertainty: only the night-to-day generator has an uncertainty head");
+    }
     if a.uncertainty && !model.has_uncertainty() {
         bail!(
             "{}: this AU-GAN file has no uncertainty head",
@@ -317,10 +350,11 @@ fn generate_prompts(a: &BatchGenerateArgs, choice: DeviceChoice) -> Result<()> {
     }
     let mut report = Report::default();
     let mut todo = Vec::new();
+    let shard = a.common.shard()?;
     for p in &prompts {
         for k in 0..a.images_per_prompt {
             let rel = batch::prompt_output(p.line, k, a.images_per_prompt);
-            if a.common.shard.is_some_and(|s| !s.contains(&rel)) {
+            if shard.is_some_and(|s| !s.contains(&rel)) {
                 continue;
             }
             if !a.common.overwrite && a.common.out.join(&rel).exists() {

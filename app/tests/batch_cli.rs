@@ -473,3 +473,125 @@ fn batch_generate_writes_one_image_per_prompt_line_resumes_and_reproduces() {
         err(&o)
     );
 }
+
+/// `batch weather` of `input` into `out` as task `k` of 4 started by an engine (its variables).
+fn weather_task(input: &Path, out: &Path, envs: &[(&str, String)], extra: &[&str]) -> Output {
+    let model = fixtures().join("augan_tiny.safetensors");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_clearpaint"));
+    cmd.args([
+        "batch",
+        "weather",
+        "--model",
+        s(&model),
+        "--input",
+        s(input),
+    ])
+    .args(["--out", s(out), "--size", "16x32", "--shard", "env"])
+    .args(extra)
+    .env("CLEARPAINT_DEVICE", "cpu");
+    for k in [
+        "SLURM_ARRAY_TASK_ID",
+        "JOB_COMPLETION_INDEX",
+        "AWS_BATCH_JOB_ARRAY_INDEX",
+        "CLOUD_RUN_TASK_INDEX",
+        "BATCH_TASK_INDEX",
+    ] {
+        cmd.env_remove(k);
+    }
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run clearpaint")
+}
+
+#[test]
+fn shard_env_reads_each_engines_variables_and_four_tasks_cover_every_file_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    for i in 0..10 {
+        picture(24, 16, i + 1)
+            .save(input.join(format!("n{i}.png")))
+            .unwrap();
+    }
+    type Vars = fn(u64) -> Vec<(&'static str, String)>;
+    let engines: [(&str, Vars, &[&str]); 5] = [
+        (
+            "Slurm",
+            |k| {
+                vec![
+                    ("SLURM_ARRAY_TASK_ID", (k + 1).to_string()),
+                    ("SLURM_ARRAY_TASK_COUNT", "4".into()),
+                    ("SLURM_ARRAY_TASK_MIN", "1".into()),
+                    ("SLURM_ARRAY_TASK_MAX", "4".into()),
+                ]
+            },
+            &[],
+        ),
+        (
+            "Kubernetes",
+            |k| vec![("JOB_COMPLETION_INDEX", k.to_string())],
+            &["--shards", "4"],
+        ),
+        (
+            "AWS Batch",
+            |k| {
+                vec![
+                    ("AWS_BATCH_JOB_ARRAY_INDEX", k.to_string()),
+                    ("AWS_BATCH_JOB_ARRAY_SIZE", "4".into()),
+                ]
+            },
+            &[],
+        ),
+        (
+            "Cloud Run",
+            |k| {
+                vec![
+                    ("CLOUD_RUN_TASK_INDEX", k.to_string()),
+                    ("CLOUD_RUN_TASK_COUNT", "4".into()),
+                ]
+            },
+            &[],
+        ),
+        (
+            "Cloud Batch",
+            |k| {
+                vec![
+                    ("BATCH_TASK_INDEX", k.to_string()),
+                    ("BATCH_TASK_COUNT", "4".into()),
+                ]
+            },
+            &[],
+        ),
+    ];
+    for (name, vars, extra) in engines {
+        let mut done = Vec::new();
+        for k in 0..4 {
+            let out = dir.path().join(name.replace(' ', "_")).join(k.to_string());
+            let o = weather_task(&input, &out, &vars(k), extra);
+            assert!(o.status.success(), "{name} task {k}: {}", err(&o));
+            assert!(
+                err(&o).contains(&format!("shard {k}/4 from {name}")),
+                "{}",
+                err(&o)
+            );
+            done.extend(outputs(&out));
+        }
+        let unique: BTreeSet<&String> = done.iter().collect();
+        assert_eq!((done.len(), unique.len()), (10, 10), "{name}: {done:?}");
+    }
+    // The Kubernetes count is not in its environment: without --shards, a one-line error.
+    let o = weather_task(
+        &input,
+        &dir.path().join("k"),
+        &[("JOB_COMPLETION_INDEX", "0".into())],
+        &[],
+    );
+    assert!(
+        !o.status.success() && err(&o).contains("--shards"),
+        "{}",
+        err(&o)
+    );
+    let o = weather_task(&input, &dir.path().join("none"), &[], &[]);
+    assert!(err(&o).contains("no array-job variables"), "{}", err(&o));
+}

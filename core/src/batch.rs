@@ -324,6 +324,37 @@ impl Report {
 mod tests {
     use super::*;
 
+    /// The file-to-shard rule is a specification: FNV-1a 64 of the `/`-separated relative
+    /// path (UTF-8), modulo the count. Values from an independent implementation.
+    #[test]
+    fn the_shard_hash_is_pinned() {
+        let cases = [
+            ("night/0001.jpg", 5780617233562051716u64, 4u64),
+            ("a.png", 11714431857497495417, 57),
+            ("sub dir/ünï.png", 3514040453605762269, 29),
+        ];
+        for (path, hash, shard) in cases {
+            assert_eq!(fnv64(path), hash, "{path}");
+            let rel = Path::new(path);
+            assert!(
+                Shard {
+                    index: shard,
+                    count: 64
+                }
+                .contains(rel),
+                "{path}"
+            );
+        }
+        let nested: PathBuf = ["night", "0001.jpg"].iter().collect();
+        assert!(
+            Shard {
+                index: 4,
+                count: 64
+            }
+            .contains(&nested)
+        );
+    }
+
     #[test]
     fn shards_partition_the_files() {
         let files: Vec<PathBuf> = (0..100)

@@ -30,5 +30,6 @@ pub mod pipelines;
 pub mod progress;
 pub mod prompts;
 pub mod schedulers;
+pub mod shard;
 pub mod testing;
 pub mod weights;
