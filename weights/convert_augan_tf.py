@@ -5,9 +5,11 @@
     python weights/convert_augan_tf.py check/bdd_exp/bdd100k_256 weights/augan_bdd100k_256.safetensors
 
 CHECKPOINT is the checkpoint folder (the one with the `checkpoint` file) or a prefix such as
-`.../cyclegan.model-12345`. Only the night->day generator (`generatorA2B`) is kept, with its
-uncertainty head when present; optimizer slots (`/Adam`), the reconstruction decoder (`*_rec`),
-`generatorB2A` and the discriminators are dropped. Layouts: conv kernels HWIO -> OIHW, transposed
+`.../cyclegan.model-12345`. The night->day generator (`generatorA2B`, built with transfer=True:
+T-net blocks, and its uncertainty head when present) is kept under its own names, and the
+day->night generator (`generatorB2A`, transfer=False: no T-net, no uncertainty head), when the
+checkpoint has it, under `day_to_night.`; optimizer slots (`/Adam`), the reconstruction decoders
+(`*_rec`) and the discriminators are dropped. Layouts: conv kernels HWIO -> OIHW, transposed
 conv kernels [kh, kw, out, in] -> [in, out, kh, kw]; instance norm scale/offset -> weight/bias.
 The layout is documented in weights/README.md.
 """
@@ -21,6 +23,8 @@ import numpy as np
 
 FORMAT = "clearpaint-augan-v1"
 G = "generatorA2B/"
+B = "generatorB2A/"
+B_PREFIX = "day_to_night."
 
 
 class ConvertError(Exception):
@@ -31,8 +35,9 @@ def _norm(ours, tf_scope):
     return [(f"{ours}.weight", f"{tf_scope}/scale", "vec"), (f"{ours}.bias", f"{tf_scope}/offset", "vec")]
 
 
-def translation_table():
-    """(our key, TF variable name, kind) for the translation path."""
+def translation_table(scope=G, prefix="", transfer=True):
+    """(our key, TF variable name, kind) for a generator's translation path; the T-net only
+    with transfer (generatorA2B)."""
     t = []
     for i in (1, 2, 3):
         t.append((f"e{i}.conv", f"g_e{i}_c/Conv/weights", "conv"))
@@ -42,7 +47,7 @@ def translation_table():
             for c in (1, 2):
                 t.append((f"{part}.{j}.conv{c}", f"g_r{k}_c{c}/filter", "conv"))
                 t += _norm(f"{part}.{j}.norm{c}", f"g_r{k}_bn{c}")
-    for j, k in enumerate((1, 2, 3, 4)):
+    for j, k in enumerate((1, 2, 3, 4) if transfer else ()):
         for c in (1, 2):
             t.append((f"tnet.{j}.conv{c}", f"g_t{k}/res{c}/g_t{k}_c{c}/Conv/weights", "conv"))
             t += _norm(f"tnet.{j}.norm{c}", f"g_t{k}/res{c}/g_t{k}_in{c}")
@@ -50,7 +55,7 @@ def translation_table():
         t.append((f"d{i}.conv", f"g_d{i}_dc/Conv2d_transpose/weights", "deconv"))
         t += _norm(f"d{i}.norm", f"g_d{i}_bn")
     t.append(("out", "g_pred_c/Conv/weights", "conv"))
-    return [(k, G + v, kind) for k, v, kind in t]
+    return [(prefix + k, scope + v, kind) for k, v, kind in t]
 
 
 def uncertainty_table():
@@ -115,6 +120,13 @@ def convert(checkpoint, reader_factory=None):
         raise ConvertError(f"{checkpoint}: uncertainty head incomplete: missing variable {absent[0]}")
     if unc_present:
         table = table + unc
+    day_to_night = any(n.startswith(B + "g_") and "_rec" not in n for n in shapes)
+    if day_to_night:
+        b2a = translation_table(B, B_PREFIX, transfer=False)
+        absent = [name for _, name, _ in b2a if name not in shapes]
+        if absent:
+            raise ConvertError(f"{checkpoint}: the day->night generator is incomplete: missing variable {absent[0]}")
+        table = table + b2a
 
     ngf = shapes[G + "g_e1_c/Conv/weights"][3]
     tensors = {}
@@ -125,6 +137,7 @@ def convert(checkpoint, reader_factory=None):
         "format": FORMAT,
         "ngf": str(ngf),
         "uncertainty": "true" if unc_present else "false",
+        "directions": "night-to-day,day-to-night" if day_to_night else "night-to-day",
         "source": os.path.basename(os.path.normpath(checkpoint)),
     }
     return tensors, metadata
@@ -162,7 +175,7 @@ def main(argv=None):
     n = sum(v.size for v in tensors.values())
     print(
         f"wrote {args.output}: {len(tensors)} tensors, {n:,} parameters, ngf {metadata['ngf']}, "
-        f"uncertainty head: {metadata['uncertainty']}"
+        f"uncertainty head: {metadata['uncertainty']}, directions: {metadata['directions']}"
     )
     return 0
 

@@ -127,6 +127,7 @@ fn model_workload(
         "augan" => {
             let config = augan::AuganConfig {
                 ngf: 64,
+                transfer: true,
                 uncertainty: true,
             };
             let model = augan::AuganGenerator::new(config, dev);

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clearpaint_core::device::{self, DeviceChoice};
 use clearpaint_core::imaging;
-use clearpaint_core::models::augan::AuganGenerator;
+use clearpaint_core::models::augan::{AuganGenerator, Direction};
 use clearpaint_core::pipelines::weather::{self, DEFAULT_SIZE, WeatherRequest, WorkSize};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -24,6 +24,10 @@ pub struct WeatherArgs {
     /// Working size HxW of the network (multiples of 4); images are resized to it and back.
     #[arg(long, value_name = "HxW", default_value_t = DEFAULT_SIZE)]
     pub size: WorkSize,
+    /// night-to-day (generatorA2B, with its uncertainty map) or day-to-night (generatorB2A,
+    /// when the file holds it: to add night to a training set).
+    #[arg(long, default_value = "night-to-day", value_parser = parse_direction)]
+    pub direction: Direction,
     /// Also write the uncertainty map (plasma colormap, σ 0..3) as NAME_uncertainty.png.
     #[arg(long)]
     pub uncertainty: bool,
@@ -114,8 +118,11 @@ pub fn run(args: &WeatherArgs, choice: DeviceChoice) -> Result<()> {
         .with_context(|| format!("{}: cannot create the output folder", args.out.display()))?;
 
     let selected = device::select(choice)?;
-    let (model, _) = AuganGenerator::load(&args.model, &selected.device)?;
+    let (model, _) = AuganGenerator::load_direction(&args.model, args.direction, &selected.device)?;
     let want_sigma = args.uncertainty || args.overlay;
+    if want_sigma && args.direction == Direction::DayToNight {
+        bail!("--uncertainty / --overlay: only the night-to-day generator has an uncertainty head");
+    }
     if want_sigma && !model.has_uncertainty() {
         bail!(
             "{}: this AU-GAN file has no uncertainty head, so --uncertainty / --overlay are \
@@ -124,7 +131,8 @@ pub fn run(args: &WeatherArgs, choice: DeviceChoice) -> Result<()> {
         );
     }
     eprintln!(
-        "AU-GAN night->day on {} at {}, {} image(s)",
+        "AU-GAN {} on {} at {}, {} image(s)",
+        args.direction.name(),
         selected.description,
         args.size,
         inputs.len()
@@ -207,4 +215,8 @@ pub fn run(args: &WeatherArgs, choice: DeviceChoice) -> Result<()> {
         bail!("{failed} image(s) failed");
     }
     Ok(())
+}
+
+pub fn parse_direction(s: &str) -> Result<Direction, String> {
+    s.parse()
 }

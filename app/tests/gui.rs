@@ -726,3 +726,85 @@ fn after_a_run_the_result_shows_without_the_mask_and_m_brings_it_back() {
     h.run();
     assert!(!h.state().show_mask);
 }
+
+#[test]
+fn outpaint_buttons_grow_the_canvas_and_the_run_paints_the_border() {
+    let mut app = opened();
+    app.settings.engine = EngineChoice::Classical;
+    app.settings.extend_px = 32;
+    let (w, h0) = app.editor.as_ref().unwrap().image.dimensions();
+    let original = app.editor.as_ref().unwrap().image.clone();
+    let mut h = harness(app);
+    h.run();
+    h.get_by_label("Extend right").click();
+    h.run();
+    {
+        let ed = h.state().editor.as_ref().unwrap();
+        assert_eq!(ed.image.dimensions(), (w + 32, h0));
+        assert_eq!(
+            ed.mask.get_pixel(w + 5, 3)[0],
+            255,
+            "the new border is masked"
+        );
+        assert_eq!(ed.mask.get_pixel(w - 1, 3)[0], 0, "the image itself is not");
+        assert!(h.state().show_mask);
+    }
+    h.get_by_label("Run").click();
+    h.run();
+    h.state_mut().wait_for_job();
+    h.run();
+    let app = h.state();
+    assert!(app.error.is_none(), "{:?}", app.error);
+    let ed = app.editor.as_ref().unwrap();
+    assert_eq!(
+        ed.image.dimensions(),
+        (w + 32, h0),
+        "the result has the extended size"
+    );
+    for (x, y, p) in original.enumerate_pixels() {
+        if x + 8 < w {
+            assert_eq!(
+                ed.image.get_pixel(x, y),
+                p,
+                "the original area is kept ({x}, {y})"
+            );
+        }
+    }
+    // Undo goes back to the result's input, then to the original canvas.
+    let mut app = h.into_state();
+    let ed = app.editor.as_mut().unwrap();
+    assert!(ed.undo() && ed.undo());
+    assert_eq!(ed.image, original);
+}
+
+#[test]
+fn weather_tab_runs_day_to_night_without_an_uncertainty_map() {
+    use clearpaint_core::models::augan::{AuganGenerator, Direction};
+    let model = assets().join("../tools/reference/fixtures/augan_tiny.safetensors");
+    let mut app = ClearpaintApp::new();
+    app.settings.device = clearpaint_core::device::DeviceChoice::Cpu;
+    app.weather.model_path = model.display().to_string();
+    app.weather.input_path = assets().join("sample.png").display().to_string();
+    let mut h = harness(app);
+    h.run();
+    h.get_by_label("Weather").click();
+    h.run();
+    h.get_by_label("Add").click();
+    h.run();
+    h.state_mut().weather.direction = Direction::DayToNight;
+    h.run();
+    h.get_by_label("Translate").click();
+    h.run();
+    h.state_mut().weather.wait();
+    h.run();
+    let w = &h.state().weather;
+    assert!(w.error.is_none(), "{:?}", w.error);
+    let it = &w.items[0];
+    let o = it.output.as_ref().expect("translated");
+    assert!(o.sigma.is_none(), "day-to-night has no uncertainty head");
+    let dev = burn::tensor::Device::flex();
+    let (g, _) = AuganGenerator::load_direction(&model, Direction::DayToNight, &dev).unwrap();
+    let req = clearpaint_core::pipelines::weather::WeatherRequest::default();
+    let want = clearpaint_core::pipelines::weather::run(&g, &dev, &it.input, &req).unwrap();
+    assert_eq!(o.image, want.image);
+}

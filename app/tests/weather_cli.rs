@@ -262,3 +262,47 @@ fn bad_arguments_are_one_line_errors() {
         stderr(&o)
     );
 }
+
+#[test]
+fn day_to_night_runs_the_other_generator_of_the_same_file() {
+    use clearpaint_core::models::augan::{AuganGenerator, Direction};
+    use clearpaint_core::pipelines::weather::{self, WeatherRequest};
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("day.png");
+    night(64, 40).save(&input).unwrap();
+    let m = model();
+    let run = |direction: &str, out: &str, extra: &[&str]| {
+        let out = dir.path().join(out);
+        let mut a = vec!["weather", "--model", s(&m), s(&input), "--out", s(&out)];
+        a.extend(["--size", "32x64", "--direction", direction]);
+        a.extend(extra);
+        (clearpaint(&a), out)
+    };
+    let (o, nd) = run("night-to-day", "nd", &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (o, dn) = run("day-to-night", "dn", &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("day-to-night"), "{}", stderr(&o));
+    let got = image::open(dn.join("day.png")).unwrap().to_rgba8();
+    assert_ne!(got, image::open(nd.join("day.png")).unwrap().to_rgba8());
+    // Exactly the pipeline's day-to-night result.
+    let dev = burn::tensor::Device::flex();
+    let (g, _) = AuganGenerator::load_direction(model(), Direction::DayToNight, &dev).unwrap();
+    let req = WeatherRequest {
+        size: "32x64".parse().unwrap(),
+        uncertainty: false,
+    };
+    let want = weather::run(&g, &dev, &image::open(&input).unwrap().to_rgba8(), &req).unwrap();
+    assert_eq!(got, want.image);
+    // The day-to-night generator has no uncertainty head: a one-line error, nothing written.
+    let (o, out) = run("day-to-night", "dn_sigma", &["--uncertainty"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("only the night-to-day generator"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!out.join("day.png").exists());
+    let (o, _) = run("sideways", "x", &[]);
+    assert!(!o.status.success() && stderr(&o).contains("night-to-day, day-to-night"));
+}

@@ -5,7 +5,8 @@ Writes
   fixtures/augan_tiny.safetensors   the converted generator (ngf=8 instead of 64, so the file is
                                     small; the graph is the same)
   fixtures/augan_io.safetensors     inputs x32 [1,3,32,64], x36 [1,3,36,68] (NCHW, in [-1,1]) and
-                                    TF outputs y32, s32, y36, s36 (image and sigma, NCHW)
+                                    TF outputs y32, s32, y36, s36 (night->day image and sigma,
+                                    NCHW) and yb32, yb36 (day->night, generatorB2A)
 
 The reference graph follows AU-GAN's ops.py / models.py (generator_resnet, transfer=True):
 tf.pad REFLECT + VALID 7x7 convs, tf.nn.conv2d SAME, tf.nn.conv2d_transpose SAME with output
@@ -63,6 +64,12 @@ def variable_shapes(ngf=NGF, uncertainty=True):
     return s
 
 
+def day_to_night_shapes(ngf=NGF):
+    """TF name -> shape for generatorB2A (transfer=False: no T-net, no uncertainty head)."""
+    s = variable_shapes(ngf, uncertainty=False)
+    return {"generatorB2A/" + k[len("generatorA2B/"):]: v for k, v in s.items() if "/g_t" not in k}
+
+
 def distractors(ngf=NGF):
     """Variables a real training checkpoint also holds, which the converter must drop."""
     g = ngf
@@ -71,7 +78,7 @@ def distractors(ngf=NGF):
         "generatorA2B/g_e1_c/Conv/weights/Adam_1": [7, 7, 3, g],
         "generatorA2B/g_r6_rec_c1/filter": [3, 3, 4 * g, 4 * g],
         "generatorA2B/g_pred_c_rec/Conv/weights": [7, 7, g, 3],
-        "generatorB2A/g_e1_c/Conv/weights": [7, 7, 3, g],
+        "generatorB2A/g_r6_rec_c1/filter": [3, 3, 4 * g, 4 * g],
         "discriminatorA/d_h0_conv/Conv/weights": [4, 4, 3, g],
         "beta1_power": [],
         "beta2_power": [],
@@ -141,8 +148,8 @@ def reflect(x):
     return tf.pad(x, [[0, 0], [3, 3], [3, 3], [0, 0]], "REFLECT")
 
 
-def generator(x, w):
-    G = "generatorA2B/"
+def generator(x, w, G="generatorA2B/", transfer=True):
+    """generator_resnet's translation output (and σ with transfer, as generatorA2B)."""
     W = {k[len(G):]: tf.constant(v) for k, v in w.items() if k.startswith(G)}
     relu = tf.nn.relu
     h = relu(instance_norm(conv2d(reflect(x), W["g_e1_c/Conv/weights"], padding="VALID"), W, "g_e1_bn"))
@@ -161,13 +168,15 @@ def generator(x, w):
 
     for k in (1, 2, 3, 4):
         h = res_dilated(h, k)
-    for k in (1, 2, 3, 4):
+    for k in (1, 2, 3, 4) if transfer else ():
         h = res_t(h, k)
     for k in (6, 7, 8, 9):
         h = res_dilated(h, k)
     d1 = relu(instance_norm(deconv2d(h, W["g_d1_dc/Conv2d_transpose/weights"]), W, "g_d1_bn"))
     d2 = relu(instance_norm(deconv2d(d1, W["g_d2_dc/Conv2d_transpose/weights"]), W, "g_d2_bn"))
     y = tf.nn.tanh(conv2d(reflect(d2), W["g_pred_c/Conv/weights"], padding="VALID"))
+    if not transfer:
+        return y, None
     c = relu(instance_norm(deconv2d(d1, W["g_d_dc_conf/Conv2d_transpose/weights"]), W, "g_d_bn_conf"))
     s = tf.nn.softplus(conv2d(reflect(c), W["g_pred_c_conf/Conv/weights"], padding="VALID"))
     return y, s
@@ -176,7 +185,9 @@ def generator(x, w):
 def main():
     from safetensors.numpy import save_file
 
-    values = random_values({**variable_shapes(), **distractors()}, seed=0)
+    # Sorted names put generatorB2A after generatorA2B, so the night->day values do not depend
+    # on the day->night ones.
+    values = random_values({**variable_shapes(), **distractors(), **day_to_night_shapes()}, seed=0)
     with tempfile.TemporaryDirectory() as d:
         save_checkpoint(values, os.path.join(d, "cyclegan.model"))
         tensors, metadata = conv.convert(d)
@@ -190,6 +201,8 @@ def main():
         io[f"x{tag}"] = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
         io[f"y{tag}"] = np.ascontiguousarray(y.numpy().transpose(0, 3, 1, 2))
         io[f"s{tag}"] = np.ascontiguousarray(s.numpy().transpose(0, 3, 1, 2))
+        yb, _ = generator(tf.constant(x), values, "generatorB2A/", transfer=False)
+        io[f"yb{tag}"] = np.ascontiguousarray(yb.numpy().transpose(0, 3, 1, 2))
     save_file(io, os.path.join(OUT, "augan_io.safetensors"))
     print("wrote", len(tensors), "tensors and", sorted(io), "to", OUT)
 

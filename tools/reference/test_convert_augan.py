@@ -38,6 +38,20 @@ class ConvertAugan(unittest.TestCase):
             self.assertEqual(t["d1.conv"].shape, (32, 16, 3, 3))  # [in, out, kh, kw]
             self.assertFalse(any("Adam" in k or "rec" in k for k in t))
 
+    def test_both_generators_are_kept_day_to_night_without_t_net_or_sigma(self):
+        with tempfile.TemporaryDirectory() as d:
+            checkpoint(d, {**fx.variable_shapes(), **fx.distractors(), **fx.day_to_night_shapes()})
+            t, meta = conv.convert(d)
+            self.assertEqual(len(t), 92 + 64)
+            self.assertEqual(meta["directions"], "night-to-day,day-to-night")
+            self.assertEqual(t["day_to_night.e1.conv"].shape, (8, 3, 7, 7))
+            self.assertFalse(any(k.startswith("day_to_night.tnet") or k.startswith("day_to_night.conf") for k in t))
+            only = {k: v for k, v in fx.day_to_night_shapes().items() if "g_r8_c2" not in k}
+            checkpoint(d, {**fx.variable_shapes(), **only})
+            with self.assertRaises(conv.ConvertError) as e:
+                conv.convert(d)
+            self.assertIn("day->night generator is incomplete: missing variable generatorB2A/g_r8_c2", str(e.exception))
+
     def test_missing_variable_is_named(self):
         shapes = fx.variable_shapes()
         del shapes["generatorA2B/g_t3/res1/g_t3_c1/Conv/weights"]

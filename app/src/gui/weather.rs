@@ -7,7 +7,7 @@ use std::sync::mpsc::{Receiver, channel};
 
 use clearpaint_core::device::{self, DeviceChoice};
 use clearpaint_core::imaging;
-use clearpaint_core::models::augan::AuganGenerator;
+use clearpaint_core::models::augan::{AuganGenerator, Direction};
 use clearpaint_core::pipelines::weather::{self, WeatherOutput, WeatherRequest};
 use clearpaint_core::progress::CancelToken;
 use eframe::egui;
@@ -42,6 +42,8 @@ pub struct WeatherTab {
     /// An image or a folder of images to add.
     pub input_path: String,
     pub out_dir: String,
+    /// Night to day (with σ) or the file's day-to-night generator.
+    pub direction: Direction,
     pub uncertainty: bool,
     pub overwrite: bool,
     pub items: Vec<Item>,
@@ -64,6 +66,7 @@ impl Default for WeatherTab {
             model_path: String::new(),
             input_path: String::new(),
             out_dir: String::new(),
+            direction: Direction::NightToDay,
             uncertainty: true,
             overwrite: false,
             items: Vec::new(),
@@ -157,7 +160,8 @@ impl WeatherTab {
         let (tx, rx) = channel();
         self.cancel = CancelToken::new();
         let cancel = self.cancel.clone();
-        let uncertainty = self.uncertainty;
+        let uncertainty = self.uncertainty && self.direction == Direction::NightToDay;
+        let direction = self.direction;
         let ctx = ctx.clone();
         std::thread::spawn(move || {
             let send = |m: Msg| {
@@ -171,10 +175,11 @@ impl WeatherTab {
                     Err(e) => return send(Msg::Failed(e.to_string())),
                 },
             };
-            let (model, _) = match AuganGenerator::load(&model, &selected.device) {
-                Ok(m) => m,
-                Err(e) => return send(Msg::Failed(e.to_string())),
-            };
+            let (model, _) =
+                match AuganGenerator::load_direction(&model, direction, &selected.device) {
+                    Ok(m) => m,
+                    Err(e) => return send(Msg::Failed(e.to_string())),
+                };
             let request = WeatherRequest {
                 uncertainty: uncertainty && model.has_uncertainty(),
                 ..Default::default()
@@ -368,7 +373,19 @@ impl WeatherTab {
                 self.wants_dialog = Some(super::dialogs::Purpose::AddWeatherFolder);
             }
         });
-        ui.checkbox(&mut self.uncertainty, "Uncertainty map");
+        egui::ComboBox::from_label("Direction")
+            .selected_text(self.direction.name())
+            .show_ui(ui, |ui| {
+                for d in [Direction::NightToDay, Direction::DayToNight] {
+                    ui.selectable_value(&mut self.direction, d, d.name());
+                }
+            });
+        let night_to_day = self.direction == Direction::NightToDay;
+        ui.add_enabled(
+            night_to_day,
+            egui::Checkbox::new(&mut self.uncertainty, "Uncertainty map"),
+        )
+        .on_disabled_hover_text("only the night-to-day generator has an uncertainty head");
         ui.horizontal(|ui| {
             let running = self.is_running();
             if ui

@@ -1,5 +1,7 @@
-//! AU-GAN night→day generator (`generatorA2B` with `transfer=True`, Kwak et al., BMVC 2021),
-//! for inference, with its uncertainty head.
+//! AU-GAN generators (Kwak et al., BMVC 2021), for inference: night→day (`generatorA2B`, built
+//! with `transfer=True`: T-net blocks between encoder and decoder, and the uncertainty head) and
+//! day→night (`generatorB2A`, `transfer=False`: neither). One file holds both when the
+//! checkpoint had both; the day→night tensors carry the prefix `day_to_night.`.
 //!
 //! The original is TensorFlow 1 (slim). Its semantics are reproduced exactly:
 //! * 7x7 convs on reflect-padded input (TF `REFLECT` = edge excluded);
@@ -20,7 +22,9 @@ use burn::tensor::module::{conv_transpose2d, conv2d};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, PadMode};
 use burn::tensor::{Device, Tensor};
 
-use crate::weights::{LoadOptions, LoadReport, SafetensorsFile, WeightsError, load_module};
+use crate::weights::{
+    KeyRemap, LoadOptions, LoadReport, SafetensorsFile, WeightsError, load_module,
+};
 
 /// The `__metadata__` "format" value of our AU-GAN files.
 pub const FORMAT: &str = "clearpaint-augan-v1";
@@ -140,11 +144,53 @@ pub struct ConfHead {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AuganConfig {
     pub ngf: usize,
+    /// Whether the generator has the T-net blocks (`transfer=True`: night→day).
+    pub transfer: bool,
     /// Whether the file carries the σ head.
     pub uncertainty: bool,
 }
 
-/// The night→day generator.
+/// Which of a checkpoint's generators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Direction {
+    /// Night / rainy night to day (`generatorA2B`), with its uncertainty map.
+    #[default]
+    NightToDay,
+    /// Day to night (`generatorB2A`), to add adverse conditions to a training set.
+    DayToNight,
+}
+
+impl Direction {
+    /// The prefix of this generator's tensors in our files.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Direction::NightToDay => "",
+            Direction::DayToNight => "day_to_night.",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Direction::NightToDay => "night-to-day",
+            Direction::DayToNight => "day-to-night",
+        }
+    }
+}
+
+impl std::str::FromStr for Direction {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "night-to-day" => Ok(Direction::NightToDay),
+            "day-to-night" => Ok(Direction::DayToNight),
+            _ => Err(format!(
+                "unknown direction {s:?} (night-to-day, day-to-night)"
+            )),
+        }
+    }
+}
+
+/// An AU-GAN generator (either direction).
 #[derive(Module, Debug)]
 pub struct AuganGenerator {
     pub e1: ConvNormRelu,
@@ -181,7 +227,7 @@ impl AuganGenerator {
             e2: cnr([2 * g, g, 3, 3], 2 * g),
             e3: cnr([4 * g, 2 * g, 3, 3], 4 * g),
             enc: blocks(4),
-            tnet: blocks(4),
+            tnet: blocks(if config.transfer { 4 } else { 0 }),
             dec: blocks(4),
             // Transposed convs: [in, out, kh, kw].
             d1: cnr([4 * g, 2 * g, 3, 3], 2 * g),
@@ -194,13 +240,31 @@ impl AuganGenerator {
         }
     }
 
-    /// The config a weights file describes, read from tensor shapes.
+    /// The night→day config a weights file describes, read from tensor shapes.
     pub fn config_of(file: &SafetensorsFile) -> Result<AuganConfig, WeightsError> {
+        Self::config_for(file, Direction::NightToDay)
+    }
+
+    /// The config of `direction`'s generator in a weights file, read from tensor shapes.
+    pub fn config_for(
+        file: &SafetensorsFile,
+        direction: Direction,
+    ) -> Result<AuganConfig, WeightsError> {
         let bad = |problem: String| WeightsError::BadFile {
             path: file.path().to_path_buf(),
             problem,
         };
-        let e1 = file.entry("e1.conv").ok_or_else(|| {
+        let p = direction.prefix();
+        if direction == Direction::DayToNight
+            && file.entry("e1.conv").is_some()
+            && file.entry("day_to_night.e1.conv").is_none()
+        {
+            return Err(bad(
+                "holds only the night-to-day generator (convert a checkpoint that has                  generatorB2A with weights/convert_augan_tf.py to get day-to-night too)"
+                    .into(),
+            ));
+        }
+        let e1 = file.entry(&format!("{p}e1.conv")).ok_or_else(|| {
             bad(if file.keys().any(|k| k.starts_with("generatorA2B/")) {
                 "this is a TensorFlow-named AU-GAN file; convert the checkpoint with \
                  weights/convert_augan_tf.py"
@@ -219,8 +283,17 @@ impl AuganGenerator {
         }
         Ok(AuganConfig {
             ngf: e1.shape[0],
-            uncertainty: file.entry("conf.out").is_some(),
+            transfer: file.entry(&format!("{p}tnet.0.conv1")).is_some(),
+            uncertainty: file.entry(&format!("{p}conf.out")).is_some(),
         })
+    }
+
+    /// Which directions a weights file holds.
+    pub fn directions(file: &SafetensorsFile) -> Vec<Direction> {
+        [Direction::NightToDay, Direction::DayToNight]
+            .into_iter()
+            .filter(|d| file.entry(&format!("{}e1.conv", d.prefix())).is_some())
+            .collect()
     }
 
     /// Loads a generator from our safetensors layout. Every tensor must be present with the
@@ -229,13 +302,34 @@ impl AuganGenerator {
         path: impl AsRef<Path>,
         device: &Device,
     ) -> Result<(Self, LoadReport), WeightsError> {
+        Self::load_direction(path, Direction::NightToDay, device)
+    }
+
+    /// Loads `direction`'s generator; a file without it is a one-line error saying so.
+    pub fn load_direction(
+        path: impl AsRef<Path>,
+        direction: Direction,
+        device: &Device,
+    ) -> Result<(Self, LoadReport), WeightsError> {
         let file = SafetensorsFile::open(path)?;
-        let config = Self::config_of(&file)?;
+        let config = Self::config_for(&file, direction)?;
         load_module(
             AuganGenerator::new(config, device),
             &[file],
-            &LoadOptions::default(),
+            &Self::load_options(direction),
         )
+    }
+
+    /// The key handling of `direction`: the other generator's tensors belong to it.
+    pub fn load_options(direction: Direction) -> LoadOptions {
+        let remap = match direction {
+            Direction::NightToDay => KeyRemap::new().ignore(r"^day_to_night\."),
+            Direction::DayToNight => KeyRemap::new().only("day_to_night."),
+        };
+        LoadOptions {
+            remap,
+            ..LoadOptions::default()
+        }
     }
 
     pub fn has_uncertainty(&self) -> bool {

@@ -9,7 +9,7 @@ use std::str::FromStr;
 
 use burn::tensor::Device;
 
-use super::augan::AuganGenerator;
+use super::augan::{AuganGenerator, Direction};
 use super::clip::{self, ClipTextConfig, ClipTextModel};
 use super::clip_vision::ClipVisionConfig;
 use super::ldm;
@@ -197,7 +197,7 @@ fn dry_run<M: burn::module::Module>(
     remap: KeyRemap,
     part: &mut PartCheck,
 ) {
-    part.parameters = module.num_params();
+    part.parameters += module.num_params();
     let options = LoadOptions {
         remap,
         allow_partial: false,
@@ -211,7 +211,7 @@ fn dry_run<M: burn::module::Module>(
             return;
         }
     };
-    part.tensors = report.loaded;
+    part.tensors += report.loaded;
     report_problems(&report, &mut part.problems);
     // Many missing and unexpected tensors at once: the weights are another model's.
     if report.missing.len() > report.loaded
@@ -438,14 +438,21 @@ pub fn check_file(path: &Path, expect: Option<ModelKind>) -> Vec<PartCheck> {
             parts
         }
         ModelKind::Augan => {
-            match AuganGenerator::config_of(&file) {
-                Ok(c) => dry_run(
-                    AuganGenerator::new(c, &device),
-                    std::slice::from_ref(&file),
-                    KeyRemap::new(),
-                    &mut part,
-                ),
-                Err(e) => part.problems.push(e.problem()),
+            // Each generator the file holds (night-to-day's error when it holds none).
+            let mut dirs = AuganGenerator::directions(&file);
+            if dirs.is_empty() {
+                dirs.push(Direction::NightToDay);
+            }
+            for d in dirs {
+                match AuganGenerator::config_for(&file, d) {
+                    Ok(c) => dry_run(
+                        AuganGenerator::new(c, &device),
+                        std::slice::from_ref(&file),
+                        AuganGenerator::load_options(d).remap,
+                        &mut part,
+                    ),
+                    Err(e) => part.problems.push(e.problem()),
+                }
             }
             vec![part]
         }
