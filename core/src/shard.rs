@@ -112,8 +112,9 @@ fn slurm(id: u64, num: &dyn Fn(&str) -> Result<Option<u64>, String>) -> Result<(
         need("SLURM_ARRAY_TASK_MAX")?,
     );
     let step = num("SLURM_ARRAY_TASK_STEP")?.unwrap_or(1).max(1);
-    let contiguous = max >= min && (max - min) % step == 0 && (max - min) / step + 1 == count;
-    if !contiguous || id < min || (id - min) % step != 0 {
+    let contiguous =
+        max >= min && (max - min).is_multiple_of(step) && (max - min) / step + 1 == count;
+    if !contiguous || id < min || !(id - min).is_multiple_of(step) {
         return Err(format!(
             "--shard env: the Slurm array is not contiguous (ids {min}..={max} step {step}, \
              {count} tasks, this one {id}); submit it as --array=0-{} or pass --shard I/N",

@@ -20,7 +20,7 @@ impl ClearpaintApp {
                     .suffix(" px"),
             )
             .labelled_by(l.id);
-            egui::ComboBox::from_id_salt("extend_fill")
+            egui::ComboBox::from_label("fill")
                 .selected_text(format!("{:?}", s.extend_fill))
                 .show_ui(ui, |ui| {
                     ui.selectable_value(&mut s.extend_fill, Prefill::Edge, "Edge")

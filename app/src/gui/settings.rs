@@ -14,13 +14,14 @@ impl ClearpaintApp {
         self.prompt_section(ui);
         self.sampling_section(ui);
         self.region_section(ui);
-        if matches!(self.settings.mode, Mode::Inpaint | Mode::Example) {
-            self.outpaint_section(ui);
-        }
         self.models_section(ui);
         self.loras_section(ui);
         self.run_section(ui);
         self.results_section(ui);
+        if matches!(self.settings.mode, Mode::Inpaint | Mode::Example) {
+            ui.separator();
+            self.outpaint_section(ui);
+        }
         ui.separator();
         ui.horizontal(|ui| {
             let l_colour = ui.label("Mask colour");

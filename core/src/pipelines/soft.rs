@@ -205,8 +205,8 @@ mod tests {
         assert_eq!(m.strength.as_ref(), Some(&grey));
         assert_eq!(m.mask.get_pixel(0, 0)[0], 0);
         assert_eq!(m.mask.get_pixel(1, 0)[0], 255);
-        assert_eq!(conditioning_mask(&grey).get_pixel(4, 0)[0], 255);
-        assert_eq!(conditioning_mask(&grey).get_pixel(3, 0)[0], 0);
+        assert_eq!(conditioning_mask(&grey).get_pixel(5, 0)[0], 255);
+        assert_eq!(conditioning_mask(&grey).get_pixel(4, 0)[0], 0);
         assert_eq!("soft".parse::<MaskMode>(), Ok(MaskMode::Soft));
         assert!("fuzzy".parse::<MaskMode>().is_err());
     }
