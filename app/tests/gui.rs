@@ -172,7 +172,8 @@ fn cancel_stops_a_diffusion_run() {
     assert!(h.state().is_running());
     std::thread::sleep(std::time::Duration::from_millis(300));
     h.get_by_label("Cancel").click();
-    h.run();
+    // The job repaints as it reports progress: step frames rather than wait for it to settle.
+    h.run_steps(2);
     let start = std::time::Instant::now();
     h.state_mut().wait_for_job();
     assert!(start.elapsed().as_secs() < 30, "cancel took too long");
