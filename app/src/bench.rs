@@ -15,7 +15,9 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
     /// Model workloads instead of the quick ones (repeatable): conv3x3, unet-step, text-encoder,
-    /// vae-encode, vae-decode, asym-decode, augan, inpaint-20, or all (all but inpaint-20).
+    /// vae-encode, vae-decode, asym-decode, augan, inpaint-20, batch-weather (images/s of a
+    /// folder of JPEG frames, with and without prefetch), or all (all but inpaint-20 and
+    /// batch-weather).
     /// Random weights in the real architectures; nothing is downloaded.
     #[arg(long = "workload", value_name = "NAME")]
     pub workloads: Vec<String>,
@@ -227,6 +229,20 @@ fn model_bench(args: &BenchArgs, choice: DeviceChoice) -> Result<()> {
     println!("workload         median       min       max   peak RSS");
     let mut results = Vec::new();
     for name in names {
+        if name == "batch-weather" {
+            for (prefetch, ips, secs) in crate::batch::bench::weather(&selected)? {
+                results.push(serde_json::json!({
+                    "workload": name,
+                    "impl": "clearpaint",
+                    "device": selected.description,
+                    "threads": threads,
+                    "prefetch": prefetch,
+                    "images_per_s": ips,
+                    "total_s": secs,
+                }));
+            }
+            continue;
+        }
         let times = model_workload(name, args.runs, &selected.device, &selected)?;
         let (med, min, max) = stats(times.clone());
         let peak = peak_rss_mib();

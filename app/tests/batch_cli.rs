@@ -122,12 +122,16 @@ fn inpaint_args<'a>(images: &'a str, masks: &'a str, out: &'a str, model: &'a st
     ]
 }
 
+/// The files under `out`, but the shard reports in `out/_reports/`.
 fn outputs(out: &Path) -> BTreeSet<String> {
     let mut set = BTreeSet::new();
     let mut stack = vec![out.to_path_buf()];
     while let Some(d) = stack.pop() {
         if let Ok(rd) = std::fs::read_dir(&d) {
             for e in rd.flatten() {
+                if e.path() == out.join("_reports") {
+                    continue;
+                }
                 if e.path().is_dir() {
                     stack.push(e.path());
                 } else {

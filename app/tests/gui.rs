@@ -41,7 +41,8 @@ fn run_to_the_end(app: ClearpaintApp) -> Harness<'static, ClearpaintApp> {
     let mut h = harness(app);
     h.run();
     h.get_by_label("Run").click();
-    h.run();
+    // A running job repaints as it reports progress: step frames, don't wait for a settle.
+    h.run_steps(2);
     h.state_mut().wait_for_job();
     h.run();
     h
@@ -92,7 +93,8 @@ fn run_with_the_classical_engine_adds_a_result() {
     let mut h = harness(app);
     h.run();
     h.get_by_label("Run").click();
-    h.run();
+    // A running job repaints as it reports progress: step frames, don't wait for a settle.
+    h.run_steps(2);
     h.state_mut().wait_for_job();
     h.run();
     let app = h.state();
@@ -168,7 +170,7 @@ fn cancel_stops_a_diffusion_run() {
     let mut h = harness(app);
     h.run();
     h.get_by_label("Run").click();
-    h.run();
+    h.run_steps(2);
     assert!(h.state().is_running());
     std::thread::sleep(std::time::Duration::from_millis(300));
     h.get_by_label("Cancel").click();
@@ -301,7 +303,8 @@ fn results_history_compare_and_feather() {
     for grow in [0, 12] {
         h.state_mut().editor.as_mut().unwrap().grow_mask(grow);
         h.get_by_label("Run").click();
-        h.run();
+        // A running job repaints as it reports progress: step frames, don't wait for a settle.
+        h.run_steps(2);
         h.state_mut().wait_for_job();
         h.run();
     }
@@ -369,7 +372,8 @@ fn weather_tab_translates_shows_uncertainty_and_saves_all() {
         h.state().weather.status
     );
     h.get_by_label("Translate").click();
-    h.run();
+    // A running job repaints as it reports progress: step frames, don't wait for a settle.
+    h.run_steps(2);
     h.state_mut().weather.wait();
     h.run();
     let w = &h.state().weather;
@@ -466,7 +470,8 @@ fn a_diffusion_run_with_a_tiny_model_adds_a_result_saved_with_its_parameters() {
     let mut h = harness(app);
     h.run();
     h.get_by_label("Run").click();
-    h.run();
+    // A running job repaints as it reports progress: step frames, don't wait for a settle.
+    h.run_steps(2);
     h.state_mut().wait_for_job();
     h.run();
     assert!(h.state().error.is_none(), "{:?}", h.state().error);
@@ -541,7 +546,8 @@ fn loras_are_listed_switched_on_with_a_weight_and_used_by_the_run() {
     h.state_mut().settings.request.prompt = "a red fox".into();
     h.run();
     h.get_by_label("Run").click();
-    h.run();
+    // A running job repaints as it reports progress: step frames, don't wait for a settle.
+    h.run_steps(2);
     h.state_mut().wait_for_job();
     h.run();
     assert!(h.state().error.is_none(), "{:?}", h.state().error);
@@ -578,7 +584,8 @@ fn run_mode(mut app: ClearpaintApp, mode: &str, model: &str) -> Harness<'static,
     h.get_by_label(mode).click();
     h.run();
     h.get_by_label("Run").click();
-    h.run();
+    // A running job repaints as it reports progress: step frames, don't wait for a settle.
+    h.run_steps(2);
     h.state_mut().wait_for_job();
     h.run();
     h
@@ -750,7 +757,8 @@ fn outpaint_buttons_grow_the_canvas_and_the_run_paints_the_border() {
         assert!(h.state().show_mask);
     }
     h.get_by_label("Run").click();
-    h.run();
+    // A running job repaints as it reports progress: step frames, don't wait for a settle.
+    h.run_steps(2);
     h.state_mut().wait_for_job();
     h.run();
     let app = h.state();
@@ -794,7 +802,8 @@ fn weather_tab_runs_day_to_night_without_an_uncertainty_map() {
     h.state_mut().weather.direction = Direction::DayToNight;
     h.run();
     h.get_by_label("Translate").click();
-    h.run();
+    // A running job repaints as it reports progress: step frames, don't wait for a settle.
+    h.run_steps(2);
     h.state_mut().weather.wait();
     h.run();
     let w = &h.state().weather;

@@ -283,15 +283,20 @@ pub fn remove_stale_temp_files(out: &Path) -> usize {
     n
 }
 
+/// Why a file was skipped because its output is there.
+pub const OUTPUT_EXISTS: &str = "output exists (use --overwrite to redo)";
+/// Why a file was skipped when another attempt wrote its output while this one worked on it.
+pub const WRITTEN_MEANWHILE: &str = "output written meanwhile by another run";
+
 /// What happened to each file, for the summary and `--report`.
-#[derive(Debug, Default, Clone, serde::Serialize)]
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Report {
     pub done: Vec<String>,
     pub skipped: Vec<Entry>,
     pub failed: Vec<Entry>,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Entry {
     pub file: String,
     pub reason: String,

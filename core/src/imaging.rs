@@ -65,14 +65,32 @@ pub fn max_image_pixels() -> u64 {
 /// [`max_image_pixels`]).
 pub fn load(path: impl AsRef<Path>) -> Result<Loaded, ImagingError> {
     let path = path.as_ref();
-    let err = |problem: String| ImagingError::Read {
+    let reader = ImageReader::open(path).map_err(|e| read_err(path, short(e)))?;
+    decode(reader, path)
+}
+
+/// Decodes an image held in memory (fetched from object storage, say) as [`load`] does a
+/// file; `name` (its URL or key) is what errors name.
+pub fn load_bytes(name: &str, bytes: &[u8]) -> Result<Loaded, ImagingError> {
+    decode(
+        ImageReader::new(std::io::Cursor::new(bytes)),
+        Path::new(name),
+    )
+}
+
+fn read_err(path: &Path, problem: String) -> ImagingError {
+    ImagingError::Read {
         path: path.to_path_buf(),
         problem,
-    };
-    let reader = ImageReader::open(path)
-        .map_err(|e| err(short(e)))?
-        .with_guessed_format()
-        .map_err(|e| err(short(e)))?;
+    }
+}
+
+fn decode<R: std::io::BufRead + std::io::Seek>(
+    reader: ImageReader<R>,
+    path: &Path,
+) -> Result<Loaded, ImagingError> {
+    let err = |problem: String| read_err(path, problem);
+    let reader = reader.with_guessed_format().map_err(|e| err(short(e)))?;
     if reader.format().is_none() {
         return Err(err("not an image file (unknown format)".into()));
     }
@@ -118,28 +136,36 @@ pub fn save_png(
         problem,
     };
     // Encode in memory, then write: encoder errors and disk errors are both reported.
-    let mut encoded = Vec::new();
-    {
-        let mut enc = png::Encoder::new(&mut encoded, img.width(), img.height());
-        enc.set_depth(png::BitDepth::Eight);
-        enc.set_color(if keep_alpha {
-            png::ColorType::Rgba
-        } else {
-            png::ColorType::Rgb
-        });
-        for (k, v) in text {
-            add_text(&mut enc, k, v).map_err(werr)?;
-        }
-        let mut writer = enc.write_header().map_err(|e| werr(short(e)))?;
-        let data: Vec<u8> = if keep_alpha {
-            img.as_raw().clone()
-        } else {
-            img.pixels().flat_map(|p| [p[0], p[1], p[2]]).collect()
-        };
-        writer.write_image_data(&data).map_err(|e| werr(short(e)))?;
-        writer.finish().map_err(|e| werr(short(e)))?;
-    }
+    let encoded = encode_png(img, keep_alpha, text).map_err(werr)?;
     crate::files::write_atomic(path, &encoded).map_err(|e| werr(short(e)))
+}
+
+/// `img` encoded as a PNG file in memory, with `text` as text chunks (see [`save_png`]).
+pub fn encode_png(
+    img: &RgbaImage,
+    keep_alpha: bool,
+    text: &[(&str, String)],
+) -> Result<Vec<u8>, String> {
+    let mut encoded = Vec::new();
+    let mut enc = png::Encoder::new(&mut encoded, img.width(), img.height());
+    enc.set_depth(png::BitDepth::Eight);
+    enc.set_color(if keep_alpha {
+        png::ColorType::Rgba
+    } else {
+        png::ColorType::Rgb
+    });
+    for (k, v) in text {
+        add_text(&mut enc, k, v)?;
+    }
+    let mut writer = enc.write_header().map_err(short)?;
+    let data: Vec<u8> = if keep_alpha {
+        img.as_raw().clone()
+    } else {
+        img.pixels().flat_map(|p| [p[0], p[1], p[2]]).collect()
+    };
+    writer.write_image_data(&data).map_err(short)?;
+    writer.finish().map_err(short)?;
+    Ok(encoded)
 }
 
 /// One text chunk as A1111 (PIL) writes it: `tEXt` when the text is Latin-1, otherwise UTF-8
