@@ -230,9 +230,10 @@ fn model_bench(args: &BenchArgs, choice: DeviceChoice) -> Result<()> {
     let mut results = Vec::new();
     for name in names {
         if name == "batch-weather" {
-            for (prefetch, ips, secs) in crate::batch::bench::weather(&selected)? {
+            for (setting, prefetch, ips, secs) in crate::batch::bench::weather(&selected)? {
                 results.push(serde_json::json!({
                     "workload": name,
+                    "setting": setting,
                     "impl": "clearpaint",
                     "device": selected.description,
                     "threads": threads,

@@ -33,8 +33,10 @@ fn frame(k: u32) -> RgbaImage {
     })
 }
 
-/// Runs the benchmark; prints one line per setting and returns (prefetch, images/s, seconds).
-pub fn weather(selected: &Selected) -> Result<Vec<(usize, f64, f64)>> {
+/// Runs the benchmark; prints one line per setting and returns (setting, prefetch, images/s,
+/// seconds). Settings: the model, and "io-only" (the same reads, decodes and two PNG writes per
+/// frame with the model left out: the ceiling a fast GPU would leave).
+pub fn weather(selected: &Selected) -> Result<Vec<(&'static str, usize, f64, f64)>> {
     let dir = tempfile::tempdir()?;
     let input = dir.path().join("frames");
     std::fs::create_dir_all(&input)?;
@@ -59,8 +61,8 @@ pub fn weather(selected: &Selected) -> Result<Vec<(usize, f64, f64)>> {
     let warm = imaging::load_bytes("warm-up", &input.read(&keys[0])?)?;
     weather::run(&model, &selected.device, &warm.rgba, &req)?;
     let mut results = Vec::new();
-    for prefetch in [0, 4] {
-        let out = Place::Local(dir.path().join(format!("out{prefetch}")));
+    for (setting, prefetch) in [("model", 0), ("model", 4), ("io-only", 0), ("io-only", 4)] {
+        let out = Place::Local(dir.path().join(format!("{setting}{prefetch}")));
         let items: Vec<Item> = keys
             .iter()
             .map(|k| Item {
@@ -79,6 +81,9 @@ pub fn weather(selected: &Selected) -> Result<Vec<(usize, f64, f64)>> {
             )?))
         };
         let mut compute = |_: &Item, img: Loaded| {
+            if setting == "io-only" {
+                return Ok((Some(img.rgba.clone()), img.rgba));
+            }
             let r = weather::run(&model, &selected.device, &img.rgba, &req)?;
             Ok((r.sigma_image(), r.image))
         };
@@ -121,11 +126,11 @@ pub fn weather(selected: &Selected) -> Result<Vec<(usize, f64, f64)>> {
         }
         let ips = items.len() as f64 / secs;
         println!(
-            "batch-weather  prefetch {prefetch}: {ips:6.3} images/s ({} JPEG 1280x720 frames, \
-             {secs:.1} s, image + uncertainty PNGs)",
+            "batch-weather  {setting:7} prefetch {prefetch}: {ips:7.3} images/s ({} JPEG \
+             1280x720 frames, {secs:.1} s, image + uncertainty PNGs)",
             items.len()
         );
-        results.push((prefetch, ips, secs));
+        results.push((setting, prefetch, ips, secs));
     }
     Ok(results)
 }

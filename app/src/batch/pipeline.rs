@@ -4,6 +4,7 @@
 //! unless I/O is the slower stage. `prefetch == 0` runs the three in turn on one thread (the
 //! benchmark's baseline).
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, sync_channel};
 
@@ -20,7 +21,7 @@ pub enum Outcome {
     Skipped(String),
 }
 
-/// The most loader threads (more would only compete with the model for the cores).
+/// The most loader (and writer) threads (more would only compete with the model for cores).
 const MAX_LOADERS: usize = 4;
 
 /// The stages of one batch. `load` returns `None` when the item turns out to be done already
@@ -52,6 +53,8 @@ pub fn run<T: Sync, L: Send, O: Send>(items: &[T], prefetch: usize, s: Stages<'_
         return;
     }
     let next = AtomicUsize::new(0);
+    let (save_tx, save_rx) = sync_channel::<(usize, O)>(prefetch);
+    let save_rx = Mutex::new(save_rx);
     std::thread::scope(|scope| {
         let (loaded_tx, loaded_rx) = sync_channel::<(usize, Result<Option<L>>)>(prefetch);
         for _ in 0..prefetch.min(MAX_LOADERS).min(items.len().max(1)) {
@@ -67,8 +70,10 @@ pub fn run<T: Sync, L: Send, O: Send>(items: &[T], prefetch: usize, s: Stages<'_
             });
         }
         drop(loaded_tx);
-        let (save_tx, save_rx) = sync_channel::<(usize, O)>(prefetch);
-        scope.spawn(move || writer(items, save_rx, save, record));
+        for _ in 0..prefetch.min(MAX_LOADERS) {
+            let rx = &save_rx;
+            scope.spawn(move || writer(items, rx, save, record));
+        }
         for (i, loaded) in loaded_rx {
             let item = &items[i];
             match loaded {
@@ -91,13 +96,17 @@ pub fn run<T: Sync, L: Send, O: Send>(items: &[T], prefetch: usize, s: Stages<'_
 /// Why an item planned for work was skipped at its turn.
 const ALREADY_DONE: &str = clearpaint_core::batch::OUTPUT_EXISTS;
 
+/// One of the writer threads: encoding a PNG costs as much as decoding a JPEG or more, so
+/// several share the queue.
 fn writer<T, O>(
     items: &[T],
-    rx: Receiver<(usize, O)>,
+    rx: &Mutex<Receiver<(usize, O)>>,
     save: &(dyn Fn(&T, O) -> Result<Created> + Sync),
     record: &(dyn Fn(&T, Result<Outcome>) + Sync),
 ) {
-    for (i, o) in rx {
+    loop {
+        let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+        let Ok((i, o)) = next else { break };
         record(&items[i], save(&items[i], o).map(Outcome::Saved));
     }
 }
@@ -105,7 +114,6 @@ fn writer<T, O>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Mutex;
 
     /// Every item reaches `record` exactly once, with its own stage results, whatever the
     /// queue depth; failures of each stage and "already done" are told apart.
