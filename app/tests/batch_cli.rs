@@ -2,6 +2,8 @@
 //! model fixtures: matching masks, skips, failures, report, exit status, resuming after a real
 //! kill, and shards.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -493,13 +495,7 @@ fn weather_task(input: &Path, out: &Path, envs: &[(&str, String)], extra: &[&str
     .args(["--out", s(out), "--size", "16x32", "--shard", "env"])
     .args(extra)
     .env("CLEARPAINT_DEVICE", "cpu");
-    for k in [
-        "SLURM_ARRAY_TASK_ID",
-        "JOB_COMPLETION_INDEX",
-        "AWS_BATCH_JOB_ARRAY_INDEX",
-        "CLOUD_RUN_TASK_INDEX",
-        "BATCH_TASK_INDEX",
-    ] {
+    for k in common::INDEX_VARS {
         cmd.env_remove(k);
     }
     for (k, v) in envs {
@@ -518,56 +514,7 @@ fn shard_env_reads_each_engines_variables_and_four_tasks_cover_every_file_once()
             .save(input.join(format!("n{i}.png")))
             .unwrap();
     }
-    type Vars = fn(u64) -> Vec<(&'static str, String)>;
-    let engines: [(&str, Vars, &[&str]); 5] = [
-        (
-            "Slurm",
-            |k| {
-                vec![
-                    ("SLURM_ARRAY_TASK_ID", (k + 1).to_string()),
-                    ("SLURM_ARRAY_TASK_COUNT", "4".into()),
-                    ("SLURM_ARRAY_TASK_MIN", "1".into()),
-                    ("SLURM_ARRAY_TASK_MAX", "4".into()),
-                ]
-            },
-            &[],
-        ),
-        (
-            "Kubernetes",
-            |k| vec![("JOB_COMPLETION_INDEX", k.to_string())],
-            &["--shards", "4"],
-        ),
-        (
-            "AWS Batch",
-            |k| {
-                vec![
-                    ("AWS_BATCH_JOB_ARRAY_INDEX", k.to_string()),
-                    ("AWS_BATCH_JOB_ARRAY_SIZE", "4".into()),
-                ]
-            },
-            &[],
-        ),
-        (
-            "Cloud Run",
-            |k| {
-                vec![
-                    ("CLOUD_RUN_TASK_INDEX", k.to_string()),
-                    ("CLOUD_RUN_TASK_COUNT", "4".into()),
-                ]
-            },
-            &[],
-        ),
-        (
-            "Cloud Batch",
-            |k| {
-                vec![
-                    ("BATCH_TASK_INDEX", k.to_string()),
-                    ("BATCH_TASK_COUNT", "4".into()),
-                ]
-            },
-            &[],
-        ),
-    ];
+    let engines = common::engines();
     for (name, vars, extra) in engines {
         let mut done = Vec::new();
         for k in 0..4 {
