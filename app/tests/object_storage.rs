@@ -435,6 +435,28 @@ fn batch_weather_and_inpaint_from_s3_to_s3_match_local_runs() {
         let remote = image::load_from_memory(&b.get(&format!("filled/{k}"))).unwrap();
         assert_eq!(remote, image::open(local_filled.join(k)).unwrap(), "{k}");
     }
+    // One mask object for every image: the same masks, so the same pixels.
+    let (one, filled1) = (b.url("masks/n1_mask.png"), b.url("filled-one"));
+    let o = inpaint(&input, &one, &filled1);
+    assert!(
+        err(&o).contains("done 6, skipped 0, failed 0"),
+        "{}",
+        err(&o)
+    );
+    for k in &keys {
+        assert_eq!(
+            b.get(&format!("filled-one/{k}")),
+            b.get(&format!("filled/{k}")),
+            "{k}"
+        );
+    }
+    // A missing input object is a one-line error naming its URL.
+    let o = inpaint(&b.url("nothing-here"), &one, &b.url("x"));
+    assert!(
+        !o.status.success() && err(&o).contains("s3://data/nothing-here: no images"),
+        "{}",
+        err(&o)
+    );
 }
 
 /// Four tasks started by each engine's variables cover every key exactly once (one engine
