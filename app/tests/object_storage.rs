@@ -450,6 +450,16 @@ fn batch_weather_and_inpaint_from_s3_to_s3_match_local_runs() {
             "{k}"
         );
     }
+    // An output bucket that does not exist fails before any work, in one line.
+    let o = inpaint(&input, &one, "s3://no-such-bucket/out");
+    let e = err(&o);
+    assert!(
+        !o.status.success()
+            && e.contains("s3://no-such-bucket/out: cannot reach:")
+            && e.contains("(NoSuchBucket)")
+            && e.lines().count() == 1,
+        "{e}"
+    );
     // A missing input object is a one-line error naming its URL.
     let o = inpaint(&b.url("nothing-here"), &one, &b.url("x"));
     assert!(

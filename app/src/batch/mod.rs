@@ -132,6 +132,7 @@ impl Common {
             }
             _ => {}
         }
+        out.probe()?;
         if let Some(dir) = out.local() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| anyhow!("{}: cannot create: {e}", dir.display()))?;

@@ -59,10 +59,21 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
     runtime().block_on(f)
 }
 
-/// The first line of an error chain, for one-line messages.
+/// An error as one line: the first line, without an XML error body a store sent (its
+/// `<Code>` kept: `NoSuchBucket`, `AccessDenied`, ...).
 fn short(e: impl std::fmt::Display) -> String {
     let s = e.to_string();
-    s.lines().next().unwrap_or("").trim().to_string()
+    let first = s.lines().next().unwrap_or("");
+    let head = first.split("<?xml").next().unwrap_or(first).trim();
+    let head = head.trim_end_matches(':').trim();
+    let code = s
+        .split_once("<Code>")
+        .and_then(|(_, rest)| rest.split_once("</Code>"))
+        .map(|(c, _)| c.trim());
+    match code {
+        Some(c) if !c.is_empty() && !head.contains(c) => format!("{head} ({c})"),
+        _ => head.to_string(),
+    }
 }
 
 /// A key as given by a user or a manifest: relative, `/`-separated, no `.` or `..` parts.
@@ -173,6 +184,17 @@ impl Place {
                 b.url == a.url || b.url.starts_with(&format!("{}/", a.url))
             }
             _ => false,
+        }
+    }
+
+    /// Checks that a bucket place can be reached (the bucket exists, the credentials are
+    /// accepted) with one listing request, so a wrong --out fails before any model loads.
+    pub fn probe(&self) -> Result<()> {
+        match self {
+            Place::Local(_) => Ok(()),
+            Place::Remote(r) => block_on(r.store.list_with_delimiter(Some(&r.prefix)))
+                .map(|_| ())
+                .map_err(|e| anyhow!("{}: cannot reach: {}", r.url, short(e))),
         }
     }
 
@@ -417,6 +439,17 @@ mod tests {
         assert_eq!(keys, ["a.jpg", "sub/b.png"]);
         let e = read_manifest("a.jpg\n../x.jpg\n", "m.txt").unwrap_err();
         assert!(e.to_string().starts_with("m.txt: line 2:"), "{e}");
+    }
+
+    #[test]
+    fn store_errors_are_one_line_with_their_code() {
+        let e = "Generic S3 error: GET http://h/b failed: 404 Not Found: <?xml version=\"1.0\"?>\n\
+                 <Error><Code>NoSuchBucket</Code><Message>The bucket does not exist</Message>";
+        assert_eq!(
+            short(e),
+            "Generic S3 error: GET http://h/b failed: 404 Not Found (NoSuchBucket)"
+        );
+        assert_eq!(short("plain\nmore"), "plain");
     }
 
     #[test]
