@@ -112,12 +112,7 @@ pub fn weather(selected: &Selected) -> Result<Vec<(&'static str, usize, f64, f64
         pipeline::run(
             &items,
             prefetch,
-            Stages {
-                load: &read,
-                compute: &mut compute,
-                save: &save,
-                record: &record,
-            },
+            Stages::new(&read, &mut compute, &save, &record),
         );
         let secs = t.elapsed().as_secs_f64();
         let failures = failures.into_inner().unwrap_or_default();

@@ -162,12 +162,7 @@ pub fn inpaint_folder(a: &BatchInpaintArgs, choice: DeviceChoice) -> Result<()> 
     pipeline::run(
         &todo,
         a.common.prefetch,
-        Stages {
-            load: &read,
-            compute: &mut compute,
-            save: &save,
-            record: &record,
-        },
+        Stages::new(&read, &mut compute, &save, &record),
     );
     steps.finish_and_clear();
     tally.finish("batch inpaint", &a.common, &out, shard)
@@ -234,12 +229,7 @@ pub fn weather_folder(a: &BatchWeatherArgs, choice: DeviceChoice) -> Result<()> 
     pipeline::run(
         &todo,
         a.common.prefetch,
-        Stages {
-            load: &read,
-            compute: &mut compute,
-            save: &save,
-            record: &record,
-        },
+        Stages::new(&read, &mut compute, &save, &record),
     );
     tally.finish("batch weather", &a.common, &out, shard)
 }
@@ -326,12 +316,7 @@ pub fn generate_prompts(a: &BatchGenerateArgs, choice: DeviceChoice) -> Result<(
     pipeline::run(
         &todo,
         a.common.prefetch,
-        Stages {
-            load: &read,
-            compute: &mut compute,
-            save: &save,
-            record: &record,
-        },
+        Stages::new(&read, &mut compute, &save, &record),
     );
     steps.finish_and_clear();
     tally.finish("batch generate", &a.common, &out, shard)

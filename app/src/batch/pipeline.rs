@@ -34,6 +34,22 @@ pub struct Stages<'a, T, L, O> {
     pub record: &'a (dyn Fn(&T, Result<Outcome>) + Sync),
 }
 
+impl<'a, T, L, O> Stages<'a, T, L, O> {
+    pub fn new(
+        load: &'a (dyn Fn(&T) -> Result<Option<L>> + Sync),
+        compute: &'a mut dyn FnMut(&T, L) -> Result<O>,
+        save: &'a (dyn Fn(&T, O) -> Result<Created> + Sync),
+        record: &'a (dyn Fn(&T, Result<Outcome>) + Sync),
+    ) -> Self {
+        Stages {
+            load,
+            compute,
+            save,
+            record,
+        }
+    }
+}
+
 /// Runs every item of `items` through the stages, with `prefetch` items in flight per queue.
 pub fn run<T: Sync, L: Send, O: Send>(items: &[T], prefetch: usize, s: Stages<'_, T, L, O>) {
     let Stages {
