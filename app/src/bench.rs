@@ -16,8 +16,9 @@ pub struct BenchArgs {
     pub runs: usize,
     /// Model workloads instead of the quick ones (repeatable): conv3x3, unet-step, text-encoder,
     /// vae-encode, vae-decode, asym-decode, augan, inpaint-20, batch-weather (images/s of a
-    /// folder of JPEG frames, with and without prefetch), or all (all but inpaint-20 and
-    /// batch-weather).
+    /// folder of JPEG frames, with and without prefetch), classical-photos (the classical
+    /// fill's quality on photographs next to OpenCV's), or all (all but inpaint-20,
+    /// batch-weather and classical-photos).
     /// Random weights in the real architectures; nothing is downloaded.
     #[arg(long = "workload", value_name = "NAME")]
     pub workloads: Vec<String>,
@@ -229,6 +230,10 @@ fn model_bench(args: &BenchArgs, choice: DeviceChoice) -> Result<()> {
     println!("workload         median       min       max   peak RSS");
     let mut results = Vec::new();
     for name in names {
+        if name == "classical-photos" {
+            results.extend(crate::bench_quality::classical_photos()?);
+            continue;
+        }
         if name == "batch-weather" {
             for (setting, prefetch, ips, secs) in crate::batch::bench::weather(&selected)? {
                 results.push(serde_json::json!({

@@ -9,6 +9,7 @@ use clearpaint_core::device::{self, DEVICE_ENV, DeviceChoice};
 
 mod batch;
 mod bench;
+mod bench_quality;
 mod generate;
 mod inpaint;
 mod weather;
