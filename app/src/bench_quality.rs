@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use clearpaint_core::classical::{Method, fill, psnr_in_mask};
-use image::{GrayImage, RgbaImage};
+use clearpaint_core::classical::{Method, fill, laplacian_variance, psnr_in_mask};
+use image::RgbaImage;
 
 /// The fixture images and whether each is a photo (else a texture).
 const IMAGES: [(&str, bool); 9] = [
@@ -38,32 +38,6 @@ fn dir() -> PathBuf {
 
 fn open_rgba(p: &Path) -> Result<RgbaImage> {
     Ok(clearpaint_core::imaging::load(p)?.rgba)
-}
-
-/// Variance of the 4-neighbour Laplacian of the luma over the hole's pixels (borders of the
-/// image excluded).
-pub fn laplacian_variance(img: &RgbaImage, mask: &GrayImage) -> f64 {
-    let (w, h) = img.dimensions();
-    let luma = |x: u32, y: u32| {
-        let p = img.get_pixel(x, y);
-        0.299 * p[0] as f64 + 0.587 * p[1] as f64 + 0.114 * p[2] as f64
-    };
-    let mut v = Vec::new();
-    for y in 1..h.saturating_sub(1) {
-        for x in 1..w.saturating_sub(1) {
-            if mask.get_pixel(x, y)[0] >= 128 {
-                v.push(
-                    luma(x - 1, y) + luma(x + 1, y) + luma(x, y - 1) + luma(x, y + 1)
-                        - 4.0 * luma(x, y),
-                );
-            }
-        }
-    }
-    if v.is_empty() {
-        return 0.0;
-    }
-    let mean = v.iter().sum::<f64>() / v.len() as f64;
-    v.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / v.len() as f64
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -130,25 +104,4 @@ pub fn classical_photos() -> Result<Vec<serde_json::Value>> {
     }
     println!("{line}");
     Ok(rows)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The sharpness measure: a flat fill has none, a checkerboard a known amount.
-    #[test]
-    fn laplacian_variance_of_flat_and_checkerboard() {
-        let mask = GrayImage::from_pixel(8, 8, image::Luma([255]));
-        let flat = RgbaImage::from_pixel(8, 8, image::Rgba([90, 90, 90, 255]));
-        assert_eq!(laplacian_variance(&flat, &mask), 0.0);
-        let board = RgbaImage::from_fn(8, 8, |x, y| {
-            let v = if (x + y) % 2 == 0 { 100 } else { 0 };
-            image::Rgba([v, v, v, 255])
-        });
-        // Interior Laplacians are ±400 (luma 100 vs four 0s, or 0 vs four 100s), in equal
-        // numbers (18 each on the 6x6 interior): variance 400².
-        let v = laplacian_variance(&board, &mask);
-        assert!((v - 160_000.0).abs() < 1.0, "{v}");
-    }
 }

@@ -6,18 +6,25 @@
 //! * [`patchmatch`]: exemplar-based completion (Wexler et al. 2007 with Barnes et al.'s
 //!   PatchMatch nearest-neighbour search): coarse-to-fine over an image pyramid, alternating a
 //!   randomized nearest-neighbour field (random init, propagation, random search) from patches
-//!   touching the hole to patches entirely outside it, and patch voting. Right for objects and
-//!   textures.
+//!   touching the hole to patches entirely outside it, and patch voting. Its final fill is
+//!   composed ([`compose`]) of a smooth structure layer (Telea, the membrane and the thin plate
+//!   of [`smooth`]) and the exemplar's fine detail. Right for objects and textures.
 //! * [`fill`] picks one: Telea when no hole pixel is more than a few pixels from the boundary.
 //!
 //! Pixels outside the mask are never changed; alpha is kept.
 
 use image::{GrayImage, RgbaImage};
 
+mod compose;
+mod metrics;
 mod patchmatch;
+mod smooth;
 mod telea;
 
+use compose::compose;
+pub use metrics::{laplacian_variance, psnr_in_mask};
 use patchmatch::patchmatch;
+use smooth::{membrane, thin_plate};
 use telea::telea;
 
 /// Which classical method.
@@ -120,8 +127,21 @@ pub fn fill(image: &RgbaImage, mask: &GrayImage, method: Method) -> RgbaImage {
     let src = Img::from_rgba(image);
     let filled = match method {
         Method::Telea => telea(&src, &hole, 5),
-        _ => patchmatch(&src, &hole),
+        _ => {
+            let l = layers_of(&src, &hole);
+            let trust: Vec<f32> = l.cost.iter().map(|&d| (-d / TRUST_COST).exp()).collect();
+            compose(&l.structure, &l.exemplar, &hole, &trust)
+        }
     };
+    to_rgba(image, &hole, &filled)
+}
+
+/// Patch cost (mean squared difference per channel, 0..255 scale) at which the exemplar's
+/// low frequencies are trusted with weight 1/e.
+const TRUST_COST: f32 = 2.0;
+
+/// `image` with the hole's pixels taken from `filled`.
+fn to_rgba(image: &RgbaImage, hole: &[bool], filled: &Img) -> RgbaImage {
     let mut out = image.clone();
     for (i, p) in out.pixels_mut().enumerate() {
         if hole[i] {
@@ -132,6 +152,49 @@ pub fn fill(image: &RgbaImage, mask: &GrayImage, method: Method) -> RgbaImage {
         }
     }
     out
+}
+
+/// The layers the PatchMatch method's fill is composed of.
+struct FillLayers {
+    /// Telea, the membrane and the thin plate, averaged.
+    structure: Img,
+    /// The exemplar (PatchMatch) fill.
+    exemplar: Img,
+    /// Per pixel, the exemplar's patch cost.
+    cost: Vec<f32>,
+}
+
+const TELEA_RADIUS: i32 = 3;
+
+fn layers_of(src: &Img, hole: &[bool]) -> FillLayers {
+    let (exemplar, cost) = patchmatch(src, hole);
+    let te = telea(src, hole, TELEA_RADIUS);
+    let mem = membrane(src, hole, &te);
+    let plate = thin_plate(src, hole, &mem);
+    let mut structure = te;
+    for ((s, m), p) in structure.px.iter_mut().zip(&mem.px).zip(&plate.px) {
+        for c in 0..3 {
+            s[c] = (s[c] + m[c] + p[c]) / 3.0;
+        }
+    }
+    FillLayers {
+        structure,
+        exemplar,
+        cost,
+    }
+}
+
+/// The PatchMatch method's layers as images (structure, exemplar) and the exemplar's patch
+/// cost per pixel, for benchmarks that show what each contributes.
+pub fn fill_layers(image: &RgbaImage, mask: &GrayImage) -> (RgbaImage, RgbaImage, Vec<f32>) {
+    let hole = hole_of(mask);
+    let src = Img::from_rgba(image);
+    let l = layers_of(&src, &hole);
+    (
+        to_rgba(image, &hole, &l.structure),
+        to_rgba(image, &hole, &l.exemplar),
+        l.cost,
+    )
 }
 
 /// The mean colour of the known pixels in every hole pixel (a baseline for quality tests).
@@ -156,22 +219,4 @@ pub fn mean_fill(image: &RgbaImage, mask: &GrayImage) -> RgbaImage {
         }
     }
     out
-}
-
-/// PSNR (dB) of `a` against `b` over the pixels where `mask` is set (RGB).
-pub fn psnr_in_mask(a: &RgbaImage, b: &RgbaImage, mask: &GrayImage) -> f64 {
-    let mut se = 0f64;
-    let mut n = 0f64;
-    for ((p, q), m) in a.pixels().zip(b.pixels()).zip(mask.pixels()) {
-        if m[0] >= 128 {
-            for c in 0..3 {
-                se += (p[c] as f64 - q[c] as f64).powi(2);
-            }
-            n += 3.0;
-        }
-    }
-    if se == 0.0 {
-        return 99.0;
-    }
-    10.0 * (255.0f64 * 255.0 / (se / n)).log10()
 }

@@ -53,8 +53,10 @@ impl Rng {
     }
 }
 
-/// PatchMatch completion over a pyramid.
-pub(super) fn patchmatch(src: &Img, hole: &[bool]) -> Img {
+/// PatchMatch completion over a pyramid: the fill, and per pixel the mean squared difference
+/// (per channel, 0..255 scale) between the patch centred there and its source patch (0
+/// outside the hole's neighbourhood).
+pub(super) fn patchmatch(src: &Img, hole: &[bool]) -> (Img, Vec<f32>) {
     // Build the pyramid until the hole is small or the image is tiny.
     let mut levels = vec![(src.clone(), hole.to_vec())];
     loop {
@@ -95,7 +97,45 @@ pub(super) fn patchmatch(src: &Img, hole: &[bool]) -> Img {
         estimate = est;
         nnf = Some(field);
     }
-    estimate
+    let cost = match &nnf {
+        Some((w, _, field)) => patch_costs(&estimate, hole, *w, field),
+        None => vec![0.0; hole.len()],
+    };
+    if let Some((w, _, field)) = &nnf {
+        estimate = copy_centres(&estimate, hole, *w, field, &cost);
+    }
+    (estimate, cost)
+}
+
+/// The final pass: every hole pixel takes the centre of its own patch's source, unaveraged
+/// (voting over overlapping patches blurs the finest texture).
+fn copy_centres(est: &Img, hole: &[bool], w: usize, field: &[(i32, i32)], cost: &[f32]) -> Img {
+    let mut out = est.clone();
+    for i in 0..hole.len() {
+        if hole[i] && cost[i].is_finite() {
+            let (sx, sy) = field[i];
+            out.px[i] = est.px[sy as usize * w + sx as usize];
+        }
+    }
+    out
+}
+
+/// Per hole pixel, the mean squared difference of its patch against its field's source.
+fn patch_costs(est: &Img, hole: &[bool], w: usize, field: &[(i32, i32)]) -> Vec<f32> {
+    let per = ((2 * R + 1) * (2 * R + 1) * 3) as f32;
+    (0..hole.len())
+        .map(|i| {
+            if !hole[i] {
+                return 0.0;
+            }
+            let (a, b) = (((i % w) as i32, (i / w) as i32), field[i]);
+            let inside = |v: i32, n: usize| v >= R && v + R < n as i32;
+            if !inside(b.0, est.w) || !inside(b.1, est.h) {
+                return f32::INFINITY; // no source was found at this level
+            }
+            ssd(est, a, b, f32::INFINITY) / per
+        })
+        .collect()
 }
 
 /// Valid source patch centres: patches entirely inside the image and outside the hole.
