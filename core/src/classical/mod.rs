@@ -129,7 +129,9 @@ pub fn fill(image: &RgbaImage, mask: &GrayImage, method: Method) -> RgbaImage {
         Method::Telea => telea(&src, &hole, 5),
         _ => {
             let l = layers_of(&src, &hole);
-            let trust: Vec<f32> = l.cost.iter().map(|&d| (-d / TRUST_COST).exp()).collect();
+            // Patches can match no better than the image's grain allows.
+            let scale = TRUST_COST + GRAIN_COSTS * grain(&src, &hole);
+            let trust: Vec<f32> = l.cost.iter().map(|&d| (-d / scale).exp()).collect();
             compose(&l.structure, &l.exemplar, &hole, &trust)
         }
     };
@@ -139,6 +141,30 @@ pub fn fill(image: &RgbaImage, mask: &GrayImage, method: Method) -> RgbaImage {
 /// Patch cost (mean squared difference per channel, 0..255 scale) at which the exemplar's
 /// low frequencies are trusted with weight 1/e.
 const TRUST_COST: f32 = 2.0;
+
+/// How many times the image's grain (see [`grain`]) is added to [`TRUST_COST`].
+const GRAIN_COSTS: f32 = 1.0;
+
+/// The image's fine grain: the median over known pixels of the squared detail band (what a
+/// Gaussian of `SPLIT_SIGMA` removes), per channel; sensor noise and film grain, which no
+/// patch can match.
+fn grain(src: &Img, hole: &[bool]) -> f32 {
+    let lo = compose::blur(src, compose::SPLIT_SIGMA);
+    let mut v: Vec<f32> = (0..src.px.len())
+        .filter(|&i| !hole[i])
+        .map(|i| {
+            (0..3)
+                .map(|c| (src.px[i][c] - lo.px[i][c]).powi(2))
+                .sum::<f32>()
+                / 3.0
+        })
+        .collect();
+    if v.is_empty() {
+        return 0.0;
+    }
+    let mid = v.len() / 2;
+    *v.select_nth_unstable_by(mid, f32::total_cmp).1
+}
 
 /// `image` with the hole's pixels taken from `filled`.
 fn to_rgba(image: &RgbaImage, hole: &[bool], filled: &Img) -> RgbaImage {
