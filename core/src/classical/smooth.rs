@@ -25,15 +25,21 @@ struct System {
 }
 
 const OUTSIDE: u32 = u32::MAX;
+
+/// The hole's pixels in order, and per image pixel its index among them (`u32::MAX` if known).
+fn index_hole(hole: &[bool], w: usize, h: usize) -> (Vec<usize>, Vec<u32>) {
+    let mut slot = vec![u32::MAX; w * h];
+    let cells: Vec<usize> = (0..w * h).filter(|&i| hole[i]).collect();
+    for (k, &i) in cells.iter().enumerate() {
+        slot[i] = k as u32;
+    }
+    (cells, slot)
+}
 const KNOWN: u32 = 1 << 31;
 
 impl System {
     fn new(hole: &[bool], w: usize, h: usize) -> Self {
-        let mut slot = vec![u32::MAX; w * h];
-        let cells: Vec<usize> = (0..w * h).filter(|&i| hole[i]).collect();
-        for (k, &i) in cells.iter().enumerate() {
-            slot[i] = k as u32;
-        }
+        let (cells, slot) = index_hole(hole, w, h);
         let mut nbrs = Vec::with_capacity(cells.len());
         let mut degree = Vec::with_capacity(cells.len());
         for &i in &cells {
@@ -141,11 +147,7 @@ struct Plate {
 
 impl Plate {
     fn new(hole: &[bool], w: usize, h: usize) -> Self {
-        let mut slot = vec![u32::MAX; w * h];
-        let cells: Vec<usize> = (0..w * h).filter(|&i| hole[i]).collect();
-        for (k, &i) in cells.iter().enumerate() {
-            slot[i] = k as u32;
-        }
+        let (cells, slot) = index_hole(hole, w, h);
         let (mut terms, mut known) = (Vec::new(), Vec::new());
         let mut diag = vec![0f32; cells.len()];
         for p in 0..w * h {
