@@ -193,7 +193,18 @@ struct FillLayers {
 const TELEA_RADIUS: i32 = 3;
 
 fn layers_of(src: &Img, hole: &[bool]) -> FillLayers {
-    let (exemplar, cost) = patchmatch(src, hole);
+    // The exemplar and the structure are independent: one core each where there are two.
+    let ((exemplar, cost), structure) =
+        rayon::join(|| patchmatch(src, hole), || structure_of(src, hole));
+    FillLayers {
+        structure,
+        exemplar,
+        cost,
+    }
+}
+
+/// Telea, the membrane (started from Telea) and the thin plate (from the membrane), averaged.
+fn structure_of(src: &Img, hole: &[bool]) -> Img {
     let te = telea(src, hole, TELEA_RADIUS);
     let mem = membrane(src, hole, &te);
     let plate = thin_plate(src, hole, &mem);
@@ -203,11 +214,7 @@ fn layers_of(src: &Img, hole: &[bool]) -> FillLayers {
             s[c] = (s[c] + m[c] + p[c]) / 3.0;
         }
     }
-    FillLayers {
-        structure,
-        exemplar,
-        cost,
-    }
+    structure
 }
 
 /// The PatchMatch method's layers as images (structure, exemplar) and the exemplar's patch
