@@ -207,8 +207,15 @@ fn smooth_images_and_thin_masks_are_filled_well() {
 
 #[test]
 fn a_large_photo_with_a_small_mask_works_on_a_crop() {
+    // 12 MP, and 3 MP (under the 2048x2048 past which every fill is cropped).
+    for (w, h) in [(4000, 3000), (2048, 1536)] {
+        small_mask_works_on_a_crop(w, h);
+    }
+}
+
+fn small_mask_works_on_a_crop(iw: u32, ih: u32) {
     use clearpaint_core::pipelines::inpaint::{InpaintRequest, Region, run_classical};
-    let img = RgbaImage::from_fn(4000, 3000, |x, y| {
+    let img = RgbaImage::from_fn(iw, ih, |x, y| {
         Rgba([
             (x % 256) as u8,
             (y % 256) as u8,
@@ -216,12 +223,15 @@ fn a_large_photo_with_a_small_mask_works_on_a_crop() {
             255,
         ])
     });
-    let mask = GrayImage::from_fn(4000, 3000, |x, y| {
-        Luma([if (2000..2040).contains(&x) && (1500..1530).contains(&y) {
-            255
-        } else {
-            0
-        }])
+    let (cx, cy) = (iw / 2, ih / 2);
+    let mask = GrayImage::from_fn(iw, ih, |x, y| {
+        Luma([
+            if (cx..cx + 40).contains(&x) && (cy..cy + 30).contains(&y) {
+                255
+            } else {
+                0
+            },
+        ])
     });
     let req = InpaintRequest {
         region: Region::Auto,
@@ -229,7 +239,7 @@ fn a_large_photo_with_a_small_mask_works_on_a_crop() {
         ..Default::default()
     };
     let out = run_classical(&img, &mask, &req).unwrap();
-    assert_eq!(out.image.dimensions(), (4000, 3000));
+    assert_eq!(out.image.dimensions(), (iw, ih));
     let (_, _, w, h) = out.region;
     assert!(w < 400 && h < 400, "worked on {w}x{h}, not a crop");
     unchanged_outside(&img, &out.image, &mask);

@@ -540,15 +540,17 @@ pub fn run_classical(
     let (bx0, by0, bx1, by1) =
         region::bbox(&mask).ok_or_else(|| InpaintError::Request(region::EMPTY_MASK.into()))?;
     let context = req.crop_padding.max((bx1 - bx0).max(by1 - by0)).max(64);
+    // Auto: the mask's neighbourhood (at least its own size on every side) when that is under
+    // a quarter of the image (the fill's sources are rarely far; its time grows with the
+    // image), and always on images past 2048x2048.
     let mode = match req.region {
         Region::Auto if (iw as u64) * (ih as u64) > 2048 * 2048 => Region::Crop,
-        Region::Auto => Region::Full,
         m => m,
     };
-    let padding = if mode == Region::Crop {
-        context
-    } else {
+    let padding = if mode == Region::Full {
         req.crop_padding
+    } else {
+        context
     };
     let (rx, ry, rw, rh) =
         region::choose_region(mode, &mask, padding).map_err(InpaintError::Request)?;
