@@ -58,16 +58,24 @@ pub(super) fn blur(img: &Img, sigma: f32) -> Img {
 
 /// structure's low frequencies blended with the texture's by `trust` (per pixel, 0..1), plus
 /// the texture's detail band; only hole pixels are written.
-pub(super) fn compose(structure: &Img, texture: &Img, hole: &[bool], trust: &[f32]) -> Img {
+pub(super) fn compose(
+    structure: &Img,
+    texture: &Img,
+    voted: &Img,
+    hole: &[bool],
+    trust: &[f32],
+) -> Img {
     let tex_lo = blur(texture, SPLIT_SIGMA);
+    let vote_lo = blur(voted, SPLIT_SIGMA);
     let mut out = texture.clone();
     for i in 0..out.px.len() {
         if !hole[i] {
             continue;
         }
         let (s, t, lo, c) = (structure.px[i], texture.px[i], tex_lo.px[i], trust[i]);
+        let v = vote_lo.px[i];
         for k in 0..3 {
-            let base = c * lo[k] + (1.0 - c) * s[k];
+            let base = c * v[k] + (1.0 - c) * s[k];
             out.px[i][k] = base + (t[k] - lo[k]);
         }
     }

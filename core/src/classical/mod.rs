@@ -132,7 +132,7 @@ pub fn fill(image: &RgbaImage, mask: &GrayImage, method: Method) -> RgbaImage {
             // Patches can match no better than the image's grain allows.
             let scale = TRUST_COST + GRAIN_COSTS * grain(&src, &hole);
             let trust: Vec<f32> = l.cost.iter().map(|&d| (-d / scale).exp()).collect();
-            compose(&l.structure, &l.exemplar, &hole, &trust)
+            compose(&l.structure, &l.exemplar, &l.voted, &hole, &trust)
         }
     };
     to_rgba(image, &hole, &filled)
@@ -186,6 +186,8 @@ struct FillLayers {
     structure: Img,
     /// The exemplar (PatchMatch) fill.
     exemplar: Img,
+    /// The exemplar's voted fill (before its last pass copies patch centres).
+    voted: Img,
     /// Per pixel, the exemplar's patch cost.
     cost: Vec<f32>,
 }
@@ -194,11 +196,12 @@ const TELEA_RADIUS: i32 = 3;
 
 fn layers_of(src: &Img, hole: &[bool]) -> FillLayers {
     // The exemplar and the structure are independent: one core each where there are two.
-    let ((exemplar, cost), structure) =
+    let ((exemplar, voted, cost), structure) =
         rayon::join(|| patchmatch(src, hole), || structure_of(src, hole));
     FillLayers {
         structure,
         exemplar,
+        voted,
         cost,
     }
 }

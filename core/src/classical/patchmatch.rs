@@ -56,7 +56,7 @@ impl Rng {
 /// PatchMatch completion over a pyramid: the fill, and per pixel the mean squared difference
 /// (per channel, 0..255 scale) between the patch centred there and its source patch (0
 /// outside the hole's neighbourhood).
-pub(super) fn patchmatch(src: &Img, hole: &[bool]) -> (Img, Vec<f32>) {
+pub(super) fn patchmatch(src: &Img, hole: &[bool]) -> (Img, Img, Vec<f32>) {
     // Build the pyramid until the hole is small or the image is tiny.
     let mut levels = vec![(src.clone(), hole.to_vec())];
     loop {
@@ -101,10 +101,11 @@ pub(super) fn patchmatch(src: &Img, hole: &[bool]) -> (Img, Vec<f32>) {
         Some((w, _, field)) => patch_costs(&estimate, hole, *w, field),
         None => vec![0.0; hole.len()],
     };
-    if let Some((w, _, field)) = &nnf {
-        estimate = copy_centres(&estimate, hole, *w, field, &cost);
-    }
-    (estimate, cost)
+    let copied = match &nnf {
+        Some((w, _, field)) => copy_centres(&estimate, hole, *w, field, &cost),
+        None => estimate.clone(),
+    };
+    (copied, estimate, cost)
 }
 
 /// The final pass: every hole pixel takes the centre of its own patch's source, unaveraged
