@@ -1,13 +1,15 @@
 // Fused GroupNorm + optional SiLU, the pair that opens every ResNet block of the VAE and UNet.
-// Layout: x and out are contiguous NCHW f32, seen as [N, G, (C/G)*H*W]; gamma, beta are [C].
+// Layout: x and out are contiguous NCHW, seen as [N, G, (C/G)*H*W]; gamma, beta are [C]; all
+// of element type {{ elem }} (f32, or f16 with statistics and arithmetic still in f32).
 // params (u32): [N, C, H*W, G, eps (f32 bits), silu (0 or 1)].
 // Dispatch: one workgroup of {{ workgroup_size }} threads per (n, g), workgroup_id.x = n*G + g.
 // Statistics as PyTorch: mean, then the centred (biased) variance, in two passes; then
 // y = (x - mean) / sqrt(var + eps) * gamma[c] + beta[c], and y * sigmoid(y) when silu = 1.
-@group(0) @binding(0) var<storage, read_write> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> gamma: array<f32>;
-@group(0) @binding(2) var<storage, read_write> beta: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+{{ enable }}
+@group(0) @binding(0) var<storage, read_write> x: array<{{ elem }}>;
+@group(0) @binding(1) var<storage, read_write> gamma: array<{{ elem }}>;
+@group(0) @binding(2) var<storage, read_write> beta: array<{{ elem }}>;
+@group(0) @binding(3) var<storage, read_write> out: array<{{ elem }}>;
 @group(0) @binding(4) var<storage, read_write> params: array<u32>;
 
 const WG: u32 = {{ workgroup_size }}u;
@@ -50,12 +52,12 @@ fn main(
 
     var s = 0.0;
     for (var i = local; i < len; i = i + WG) {
-        s = s + x[base + i];
+        s = s + f32(x[base + i]);
     }
     let mean = workgroup_sum(local, s) / f32(len);
     var q = 0.0;
     for (var i = local; i < len; i = i + WG) {
-        let d = x[base + i] - mean;
+        let d = f32(x[base + i]) - mean;
         q = q + d * d;
     }
     let variance = workgroup_sum(local, q) / f32(len);
@@ -63,10 +65,10 @@ fn main(
     let first_channel = (group % groups) * per_group;
     for (var i = local; i < len; i = i + WG) {
         let c = first_channel + i / hw;
-        var y = (x[base + i] - mean) / sd * gamma[c] + beta[c];
+        var y = (f32(x[base + i]) - mean) / sd * f32(gamma[c]) + f32(beta[c]);
         if silu == 1u {
             y = y / (1.0 + exp(-y));
         }
-        out[base + i] = y;
+        out[base + i] = {{ elem }}(y);
     }
 }

@@ -1,13 +1,15 @@
 // The asymmetric decoder's mask-guided swap: out = x * m + cond * (1 - m), where m is the
 // mask nearest-resized to the feature size (m[y][x] = mask[y*Hm/H][x*Wm/W]).
-// Layout: x, cond, out are contiguous NCHW f32 [N, C, H, W]; mask is [N, 1, Hm, Wm].
+// Layout: x, cond, out are contiguous NCHW [N, C, H, W]; mask is [N, 1, Hm, Wm]; all of element
+// type {{ elem }} (f32, or f16 with the blend computed in f32).
 // params (u32): [N, C, H, W, Hm, Wm].
 // Dispatch: one thread per output element; workgroups tile x first, then y
 // (index = (workgroup_id.y * num_workgroups.x + workgroup_id.x) * {{ workgroup_size }} + local).
-@group(0) @binding(0) var<storage, read_write> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> cond: array<f32>;
-@group(0) @binding(2) var<storage, read_write> mask: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+{{ enable }}
+@group(0) @binding(0) var<storage, read_write> x: array<{{ elem }}>;
+@group(0) @binding(1) var<storage, read_write> cond: array<{{ elem }}>;
+@group(0) @binding(2) var<storage, read_write> mask: array<{{ elem }}>;
+@group(0) @binding(3) var<storage, read_write> out: array<{{ elem }}>;
 @group(0) @binding(4) var<storage, read_write> params: array<u32>;
 
 @compute @workgroup_size({{ workgroup_size }}, 1, 1)
@@ -31,6 +33,6 @@ fn main(
     let b = i / (w * h * c);
     let my = min(yy * hm / h, hm - 1u);
     let mx = min(xx * wm / w, wm - 1u);
-    let m = mask[(b * hm + my) * wm + mx];
-    out[i] = x[i] * m + cond[i] * (1.0 - m);
+    let m = f32(mask[(b * hm + my) * wm + mx]);
+    out[i] = {{ elem }}(f32(x[i]) * m + f32(cond[i]) * (1.0 - m));
 }

@@ -140,6 +140,8 @@ pub struct AdapterInfo {
     pub device_kind: DeviceKind,
     /// The largest storage buffer one kernel can bind (bytes): no single tensor may be larger.
     pub max_buffer_bytes: u64,
+    /// Whether shaders can compute in f16 (wgpu's `SHADER_F16`).
+    pub shader_f16: bool,
 }
 
 /// Lists the wgpu adapters of every native graphics API on this machine.
@@ -186,6 +188,7 @@ pub fn list_adapters() -> Vec<AdapterInfo> {
                     .join(" "),
                 device_kind,
                 max_buffer_bytes,
+                shader_f16: adapter.features().contains(wgpu::Features::SHADER_F16),
             });
         }
     }
@@ -202,6 +205,8 @@ pub struct Selected {
     pub is_cpu: bool,
     /// The largest single tensor the device can hold (bytes); large decodes are tiled to fit.
     pub max_tensor_bytes: u64,
+    /// Whether the device computes in f16 (see [`crate::precision`]).
+    pub shader_f16: bool,
 }
 
 /// Largest single tensor on the CPU: a soft limit that keeps a whole-image decode's peak
@@ -251,6 +256,7 @@ pub fn select(choice: DeviceChoice) -> Result<Selected, DeviceError> {
                 description: format!("gpu: {} ({}, {})", a.name, a.backend, a.kind.name()),
                 is_cpu: false,
                 max_tensor_bytes: a.max_buffer_bytes,
+                shader_f16: a.shader_f16,
             }
         }
     })
@@ -263,6 +269,7 @@ pub fn cpu() -> Selected {
         description: "cpu (flex)".to_string(),
         is_cpu: true,
         max_tensor_bytes: CPU_MAX_TENSOR_BYTES,
+        shader_f16: false,
     }
 }
 
@@ -278,6 +285,7 @@ mod tests {
             driver: String::new(),
             device_kind: DeviceKind::DefaultDevice,
             max_buffer_bytes: 128 << 20,
+            shader_f16: false,
         }
     }
 

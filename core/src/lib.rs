@@ -9,6 +9,7 @@
 //! * [`kernels`]: hand-written WGSL kernels for the GPU path, with their CPU references.
 //! * [`noise`]: seeded noise, the same on every device.
 //! * [`pipelines`]: request -> result flows shared by the CLI and the GUI.
+//! * [`precision`]: f32 or half precision, per device and per model.
 //! * [`schedulers`]: DDIM, PNDM, Euler (ancestral), DPM++ 2M (Karras), as diffusers.
 //! * [`models`]: the networks (CLIP, UNet, VAEs, the asymmetric decoder, AU-GAN).
 //! * [`weights`]: safetensors files and diffusers folders into burn modules, with a report.
@@ -27,6 +28,7 @@ pub mod lora;
 pub mod models;
 pub mod noise;
 pub mod pipelines;
+pub mod precision;
 pub mod progress;
 pub mod prompts;
 pub mod schedulers;

@@ -5,7 +5,7 @@
 
 use burn::module::Param;
 use burn::nn::{GroupNorm, GroupNormConfig};
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{DType, Device, Tensor, TensorData};
 use clearpaint_core::kernels;
 use clearpaint_core::testing::{rel_err, test_devices, to_vec};
 use image::{GrayImage, Luma, Rgba, RgbaImage};
@@ -154,6 +154,84 @@ fn group_norm_silu_on_the_cpu_matches_burn() {
             assert!(e <= 1e-5, "{n}x{c}x{h}x{w} vs burn: relative error {e:e}");
         }
     }
+}
+
+/// `v` rounded to f16 (what an f16 tensor of it holds), as f32.
+fn f16_rounded(v: &[f32]) -> Vec<f32> {
+    v.iter().map(|&x| half::f16::from_f32(x).to_f32()).collect()
+}
+
+fn half_tensor<const D: usize>(v: &[f32], shape: [usize; D], dev: &Device) -> Tensor<D> {
+    Tensor::from_data(TensorData::new(v.to_vec(), shape), (dev, DType::F16))
+}
+
+/// The f16 variants (`{{ elem }}` = f16): f16 buffers in and out, statistics in f32. Against
+/// the f32 reference on the same (f16-rounded) inputs, the only error left is the output's
+/// rounding to f16 (< 1e-3 relative). The group of ~2000 values near 200 sums past f16's
+/// 65504: a kernel that accumulated in f16 would return inf there.
+#[test]
+fn f16_kernels_keep_f32_statistics() {
+    let g = gpu();
+    for (i, &(n, c, h, w, groups, lo, hi)) in [
+        (1, 32, 5, 7, 8, -3.0, 5.0),
+        (1, 64, 33, 31, 32, 200.0, 208.0),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let x = f16_rounded(&values(n * c * h * w, 40 + i as u64, lo, hi));
+        let (gamma, beta) = (
+            f16_rounded(&values(c, 50 + i as u64, 0.5, 1.5)),
+            f16_rounded(&values(c, 51 + i as u64, -0.5, 0.5)),
+        );
+        let norm_on = |dev: &Device, dtype: DType| {
+            let mut nm = GroupNormConfig::new(groups, c).with_epsilon(1e-6).init(dev);
+            let t =
+                |v: &[f32]| Tensor::<1>::from_data(TensorData::new(v.to_vec(), [c]), (dev, dtype));
+            nm.gamma = Some(Param::from_tensor(t(&gamma)));
+            nm.beta = Some(Param::from_tensor(t(&beta)));
+            nm
+        };
+        let ours = kernels::group_norm_silu(
+            half_tensor(&x, [n, c, h, w], &g),
+            &norm_on(&g, DType::F16),
+            true,
+        )
+        .unwrap();
+        assert_eq!(ours.dtype(), DType::F16);
+        let reference = kernels::group_norm_silu_reference(
+            tensor(&x, [n, c, h, w], &cpu()),
+            &norm_on(&cpu(), DType::F32),
+            true,
+        );
+        let (ours, reference) = (to_vec(ours), to_vec(reference));
+        assert!(
+            ours.iter().all(|v| v.is_finite()),
+            "f16 GroupNorm {i}: inf/NaN"
+        );
+        let e = rel_err(&ours, &reference);
+        assert!(e <= 1e-3, "f16 GroupNorm+SiLU {i}: relative error {e:e}");
+    }
+    // The swap selects (m is 0 or 1): exact in f16.
+    let (n, c, h, w, hm, wm) = (1, 5, 33, 17, 66, 34);
+    let x = f16_rounded(&values(n * c * h * w, 60, -2.0, 2.0));
+    let cond = f16_rounded(&values(n * c * h * w, 61, -2.0, 2.0));
+    let mask: Vec<f32> = values(n * hm * wm, 62, 0.0, 1.0)
+        .iter()
+        .map(|v| if *v > 0.5 { 1.0 } else { 0.0 })
+        .collect();
+    let ours = kernels::mask_swap(
+        half_tensor(&x, [n, c, h, w], &g),
+        half_tensor(&cond, [n, c, h, w], &g),
+        half_tensor(&mask, [n, 1, hm, wm], &g),
+    );
+    assert_eq!(ours.dtype(), DType::F16);
+    let reference = kernels::mask_swap_reference(
+        tensor(&x, [n, c, h, w], &cpu()),
+        tensor(&cond, [n, c, h, w], &cpu()),
+        tensor(&mask, [n, 1, hm, wm], &cpu()),
+    );
+    assert_eq!(to_vec(ours), to_vec(reference), "f16 mask swap");
 }
 
 #[test]

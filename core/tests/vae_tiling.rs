@@ -128,14 +128,15 @@ fn large_images_are_tiled_only_when_needed() {
     let loaded = vae::load_folder(fixture("vae_kl_tiny"), &dev).unwrap();
     let io = SafetensorsFile::open(fixture("vae_kl_tiny_io.safetensors")).unwrap();
     let z = load_tensor::<4>(&io, "z", &dev);
-    let (_, none) = loaded
+    let whole = loaded
         .model
         .decode_within(&loaded.config, z.clone(), None, 1 << 30);
-    assert_eq!(none, None);
+    assert_eq!(whole.tiling, None);
     let peak = loaded.config.decode_peak_bytes(1, 8, 12);
-    let (out, tiles) = loaded
+    let tiled = loaded
         .model
         .decode_within(&loaded.config, z, None, peak / 2);
-    assert!(tiles.is_some());
-    assert_eq!(out.dims(), [1, 3, 16, 24]);
+    assert!(tiled.tiling.is_some());
+    assert!(!tiled.redone_in_f32);
+    assert_eq!(tiled.image.dims(), [1, 3, 16, 24]);
 }

@@ -19,6 +19,9 @@ use super::{SCRATCH, SCRATCH_ELEMS, contiguous, count, dims4, f32s};
 /// `conv.forward(x)`, through [`conv2d_f32`] when `x` is an f32 tensor on the flex backend and
 /// the convolution has stride 1, no dilation and one group.
 pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    if x.dtype() == DType::F16 {
+        return super::half::conv2d(conv, x);
+    }
     let pads = match conv.padding {
         PaddingConfig2d::Valid => Some([0, 0, 0, 0]),
         PaddingConfig2d::Explicit(t, l, b, r) => Some([t, l, b, r]),

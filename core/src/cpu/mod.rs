@@ -28,6 +28,8 @@
 //! * `attention`: [`attention`](fn@attention) (`softmax(q kᵀ) v` in blocks of query rows).
 //! * `linear`: [`linear`](fn@linear), [`geglu`] and [`gelu_erf`].
 //! * `norm`: [`group_norm_silu`].
+//! * `half`: f16 tensors (the GPU's half-precision path) through the same dispatch functions:
+//!   convolutions, linear layers and attention computed in f32 (see its module doc).
 //! * `vmath`: the branch-free vector `exp` that softmax, GELU and SiLU share, and its per-CPU
 //!   (AVX-512, AVX2) dispatch.
 //!
@@ -55,6 +57,7 @@ use burn::backend::flex::FlexTensor;
 mod attention;
 mod band;
 mod conv;
+mod half;
 mod im2col;
 mod linear;
 mod norm;

@@ -17,20 +17,39 @@ use cubecl::{CubeCount, CubeDim};
 /// Threads per workgroup of every kernel here.
 pub const WORKGROUP: u32 = 256;
 
-/// A WGSL source with its workgroup size filled in.
+/// A WGSL source with its workgroup size filled in, and for kernels with float buffers their
+/// element type: `{{ elem }}` is `f32`, or `f16` with `{{ enable }}` = `enable f16;` (the
+/// kernels compute in f32 either way and convert on load and store).
 #[derive(Debug)]
 struct Wgsl {
     name: &'static str,
     source: &'static str,
+    half: bool,
+}
+
+impl Wgsl {
+    /// This kernel with `dtype`'s buffers (f32 or f16).
+    fn with_elem(mut self, dtype: DType) -> Self {
+        self.half = dtype == DType::F16;
+        self
+    }
 }
 
 impl KernelSource for Wgsl {
     fn source(&self) -> SourceTemplate {
-        SourceTemplate::new(self.source).register("workgroup_size", WORKGROUP.to_string())
+        let (elem, enable) = if self.half {
+            ("f16", "enable f16;")
+        } else {
+            ("f32", "")
+        };
+        SourceTemplate::new(self.source)
+            .register("workgroup_size", WORKGROUP.to_string())
+            .register("elem", elem)
+            .register("enable", enable)
     }
 
     fn id(&self) -> KernelId {
-        KernelId::new::<Self>().info(self.name)
+        KernelId::new::<Self>().info((self.name, self.half))
     }
 
     fn lang(&self) -> &'static str {
@@ -43,6 +62,7 @@ macro_rules! shader {
         Wgsl {
             name: $name,
             source: include_str!(concat!("../../../shaders/", $name, ".wgsl")),
+            half: false,
         }
     };
 }
@@ -118,16 +138,38 @@ fn output_handle(like: &CubeTensor, n: usize, poison: u32) -> Handle {
 
 /// A contiguous f32 output shaped `shape` on `like`'s device (uninitialised).
 fn empty_f32(like: &CubeTensor, shape: Vec<usize>) -> CubeTensor {
+    empty_float(like, shape, DType::F32)
+}
+
+/// A contiguous f32 or f16 output shaped `shape` on `like`'s device (uninitialised; NaN when
+/// poisoned).
+fn empty_float(like: &CubeTensor, shape: Vec<usize>, dtype: DType) -> CubeTensor {
     let n: usize = shape.iter().product();
-    let handle = output_handle(like, n, f32::NAN.to_bits());
+    let handle = if dtype == DType::F16 {
+        // Two halves per u32 word, both NaN (0x7e00).
+        output_handle(like, n.div_ceil(2), 0x7e00_7e00)
+    } else {
+        output_handle(like, n, f32::NAN.to_bits())
+    };
     CubeTensor::new_contiguous(
         like.client.clone(),
         like.device.clone(),
         Shape::from(shape),
         handle,
-        DType::F32,
+        dtype,
     )
 }
+
+/// The float dtype a kernel runs `x` in: f16 stays f16, anything else is computed in f32.
+fn kernel_dtype<const D: usize>(x: &Tensor<D>) -> DType {
+    if x.dtype() == DType::F16 {
+        DType::F16
+    } else {
+        DType::F32
+    }
+}
+
+use crate::precision::as_dtype;
 
 fn empty_u32(like: &CubeTensor, n: usize) -> CubeTensor {
     let handle = output_handle(like, n, 0xDEAD_BEEF);

@@ -51,10 +51,12 @@ pub fn group_norm_silu(
     let (Some(gamma), Some(beta)) = (&norm.gamma, &norm.beta) else {
         return Ok(group_norm_silu_reference(x, norm, with_silu));
     };
-    let x = into_contiguous(cube_of(x).expect("on wgpu"));
-    let gamma = into_contiguous(cube_of(gamma.val()).expect("on wgpu"));
-    let beta = into_contiguous(cube_of(beta.val()).expect("on wgpu"));
-    let out = empty_f32(&x, vec![n, c, h, w]);
+    // f16 tensors stay in f16 (statistics in f32 inside the kernel); others run in f32.
+    let dtype = kernel_dtype(&x);
+    let x = into_contiguous(cube_of(as_dtype(x, dtype)).expect("on wgpu"));
+    let gamma = into_contiguous(cube_of(as_dtype(gamma.val(), dtype)).expect("on wgpu"));
+    let beta = into_contiguous(cube_of(as_dtype(beta.val(), dtype)).expect("on wgpu"));
+    let out = empty_float(&x, vec![n, c, h, w], dtype);
     let p = params(
         &x,
         &[
@@ -68,7 +70,7 @@ pub fn group_norm_silu(
     );
     launch(
         &x,
-        shader!("groupnorm_silu"),
+        shader!("groupnorm_silu").with_elem(dtype),
         CubeCount::Static((n * norm.num_groups) as u32, 1, 1),
         vec![
             x.handle.clone(),

@@ -11,17 +11,18 @@ pub fn mask_swap(x: Tensor<4>, cond: Tensor<4>, mask: Tensor<4>) -> Tensor<4> {
     if !on_wgpu(&x) {
         return mask_swap_reference(x, cond, mask);
     }
-    let x = into_contiguous(cube_of(x).expect("on wgpu"));
-    let cond = into_contiguous(cube_of(cond).expect("on wgpu"));
-    let mask = into_contiguous(cube_of(mask).expect("on wgpu"));
-    let out = empty_f32(&x, vec![n, c, h, w]);
+    let dtype = kernel_dtype(&x);
+    let x = into_contiguous(cube_of(as_dtype(x, dtype)).expect("on wgpu"));
+    let cond = into_contiguous(cube_of(as_dtype(cond, dtype)).expect("on wgpu"));
+    let mask = into_contiguous(cube_of(as_dtype(mask, dtype)).expect("on wgpu"));
+    let out = empty_float(&x, vec![n, c, h, w], dtype);
     let p = params(
         &x,
         &[n as u32, c as u32, h as u32, w as u32, hm as u32, wm as u32],
     );
     launch(
         &x,
-        shader!("mask_swap"),
+        shader!("mask_swap").with_elem(dtype),
         grid(n * c * h * w),
         vec![
             x.handle.clone(),

@@ -156,13 +156,11 @@ fn sample(
         .run(&mut sched, start, t_start, progress, cancel)
         .ok_or(InpaintError::Cancelled)?;
     progress.update("decode", 0, 1);
-    let (decoded, tiling) = vae.decode_within(vae_config, z / sf, None, models.sd.max_tensor_bytes);
-    if tiling.is_some() {
-        notes.push("decoded in latent tiles to fit the device's largest buffer".into());
-    }
+    let decoded = vae.decode_within(vae_config, z / sf, None, models.sd.max_tensor_bytes);
+    notes.extend(decoded.notes());
     progress.update("decode", 1, 1);
     Ok(GenerateOutput {
-        image: imaging::from_tensor(decoded),
+        image: imaging::from_tensor(decoded.image),
         notes,
     })
 }

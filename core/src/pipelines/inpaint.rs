@@ -513,15 +513,9 @@ fn decode(
 ) -> RgbaImage {
     let (vae_model, vae_config) = models.vae();
     let condition = vae_config.asymmetric.then_some((img_t, mask_t));
-    let (decoded, tiling) =
-        vae_model.decode_within(vae_config, z, condition, models.max_tensor_bytes);
-    if let Some(t) = tiling {
-        notes.push(format!(
-            "decoded in {}x{} latent tiles (overlap {}) to fit the device's largest buffer",
-            t.tile, t.tile, t.overlap
-        ));
-    }
-    imaging::from_tensor(decoded)
+    let decoded = vae_model.decode_within(vae_config, z, condition, models.max_tensor_bytes);
+    notes.extend(decoded.notes());
+    imaging::from_tensor(decoded.image)
 }
 
 /// Inpainting without weights (the classical engine): the same request handling (mask size,

@@ -23,15 +23,16 @@ pub use config::{VaeConfig, VaeConfigJson};
 pub use decoder::{Decoder, downsample_mask};
 pub use encoder::Encoder;
 pub use posterior::DiagonalGaussian;
-pub use tiling::{Tiling, tiled_map};
+pub use tiling::{Decoded, Tiling, all_finite, tiled_map};
 
 use std::path::Path;
 
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{DType, Device, FloatDType, Tensor};
 
 use crate::cpu::conv2d;
+use crate::precision::{as_dtype, cast_module};
 use blocks::conv;
 
 use crate::weights::{
@@ -79,12 +80,29 @@ impl AutoencoderKL {
     /// `condition = (image, mask)` (image in [-1, 1], mask 1 = repaint, both at the output
     /// size) the asymmetric decoder keeps the unmasked image's features; a standard VAE
     /// ignores the condition.
+    /// In the decoder's precision ([`Self::with_decoder_dtype`]); inputs of another float type
+    /// are cast to it, and the result is f32.
     pub fn decode(&self, z: Tensor<4>, condition: Option<(Tensor<4>, Tensor<4>)>) -> Tensor<4> {
+        let dtype = self.decoder_dtype();
+        let z = as_dtype(z, dtype);
+        let condition = condition.map(|(i, m)| (as_dtype(i, dtype), as_dtype(m, dtype)));
         let z = match &self.post_quant_conv {
             Some(p) => conv2d(p, z),
             None => z,
         };
-        self.decoder.forward(z, condition)
+        as_dtype(self.decoder.forward(z, condition), DType::F32)
+    }
+
+    /// The float type the decoder computes in.
+    pub fn decoder_dtype(&self) -> DType {
+        self.decoder.conv_in.weight.val().dtype()
+    }
+
+    /// This VAE with its decoder (and post-quant conv) in `dtype`; the encoder is unchanged.
+    pub fn with_decoder_dtype(mut self, dtype: FloatDType) -> Self {
+        self.decoder = cast_module(self.decoder, dtype);
+        self.post_quant_conv = self.post_quant_conv.map(|p| cast_module(p, dtype));
+        self
     }
 
     pub fn is_asymmetric(&self) -> bool {

@@ -1,7 +1,7 @@
 //! Decoding large images in overlapping latent tiles when a whole decode would not fit the
 //! device's largest buffer.
 
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{DType, FloatDType, Tensor, TensorData};
 
 use super::{AutoencoderKL, VaeConfig};
 use crate::models::asym_decoder::MaskConditionEncoder;
@@ -178,21 +178,79 @@ impl AutoencoderKL {
     }
 
     /// Decodes whole when the largest activation fits `max_tensor_bytes` (the device's
-    /// largest buffer), in tiles otherwise. Returns the tiling used, if any.
+    /// largest buffer), in tiles otherwise. A half-precision decoder that overflows (a known
+    /// failure of SD VAEs in fp16: diffusers' `force_upcast`, A1111's "revert VAE to 32-bit")
+    /// is redone in f32 rather than return NaN or black pixels.
     pub fn decode_within(
         &self,
         config: &VaeConfig,
         z: Tensor<4>,
         condition: Option<(Tensor<4>, Tensor<4>)>,
         max_tensor_bytes: u64,
-    ) -> (Tensor<4>, Option<Tiling>) {
+    ) -> Decoded {
         let [b, _, h, w] = z.dims();
-        match config.choose_tiling(b, h, w, max_tensor_bytes) {
-            None => (self.decode(z, condition), None),
-            Some(t) => (
-                self.decode_tiled(z, condition, t, config.scale_factor()),
-                Some(t),
-            ),
+        let tiling = config.choose_tiling(b, h, w, max_tensor_bytes);
+        let run = |vae: &AutoencoderKL| match tiling {
+            None => vae.decode(z.clone(), condition.clone()),
+            Some(t) => vae.decode_tiled(z.clone(), condition.clone(), t, config.scale_factor()),
+        };
+        let image = run(self);
+        if self.decoder_dtype() == DType::F32 || all_finite(&image) {
+            return Decoded {
+                image,
+                tiling,
+                redone_in_f32: false,
+            };
+        }
+        let full = self.clone().with_decoder_dtype(FloatDType::F32);
+        Decoded {
+            image: run(&full),
+            tiling,
+            redone_in_f32: true,
         }
     }
+}
+
+/// What [`AutoencoderKL::decode_within`] did.
+pub struct Decoded {
+    /// `[B, 3, H, W]` in about [-1, 1], f32.
+    pub image: Tensor<4>,
+    /// The tiling used, if any.
+    pub tiling: Option<Tiling>,
+    /// The half-precision decode overflowed and was redone in f32.
+    pub redone_in_f32: bool,
+}
+
+impl Decoded {
+    /// The notes a run reports for this decode.
+    pub fn notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        if let Some(t) = self.tiling {
+            notes.push(format!(
+                "decoded in {}x{} latent tiles (overlap {}) to fit the device's largest buffer",
+                t.tile, t.tile, t.overlap
+            ));
+        }
+        if self.redone_in_f32 {
+            notes.push(
+                "the f16 decode overflowed (inf/NaN); it was redone in f32 (--precision f32 \
+                 avoids the retry)"
+                    .into(),
+            );
+        }
+        notes
+    }
+}
+
+/// Whether every value of `t` is finite: x - x is 0 for finite x and NaN for inf and NaN, so
+/// one sum on the device says (no copy to the host).
+pub fn all_finite(t: &Tensor<4>) -> bool {
+    let s: f32 = (t.clone() - t.clone())
+        .sum()
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .map(|v| v[0])
+        .unwrap_or(f32::NAN);
+    s.is_finite()
 }

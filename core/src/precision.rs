@@ -1,0 +1,201 @@
+//! Which floating-point precision models run in.
+//!
+//! * `auto`: f16 on a wgpu adapter with shader-f16 (GPUs do their fast arithmetic in half
+//!   precision, and it halves the weights' memory), f32 elsewhere and on the CPU.
+//! * `f32`: everything in f32, as the reference implementations.
+//! * `f16`: half precision on the GPU (an error where the adapter has no shader-f16, or on the
+//!   CPU: its fast path there is bf16, a separate precision).
+//!
+//! The choice comes from the `--precision` flag or `CLEARPAINT_PRECISION`. A model runs in the
+//! resolved precision only where it has been measured to hold up in it
+//! ([`Half::for_model`]); the others stay in f32, and say so.
+
+use std::fmt;
+use std::str::FromStr;
+
+use burn::module::{Module, ModuleMapper, Param};
+use burn::tensor::{DType, FloatDType, Tensor};
+
+use crate::device::Selected;
+
+/// Environment variable that selects the precision when no flag is given.
+pub const PRECISION_ENV: &str = "CLEARPAINT_PRECISION";
+
+/// What the user asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// f16 where the device is fast at it, else f32.
+    #[default]
+    Auto,
+    F32,
+    F16,
+}
+
+impl Precision {
+    /// All choices, in the order they are documented.
+    pub const ALL: [Precision; 3] = [Precision::Auto, Precision::F32, Precision::F16];
+
+    /// The name used on the command line and in `CLEARPAINT_PRECISION`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Auto => "auto",
+            Precision::F32 => "f32",
+            Precision::F16 => "f16",
+        }
+    }
+
+    /// The choice named by `CLEARPAINT_PRECISION`, or `auto` when it is unset or empty.
+    pub fn from_env() -> Result<Precision, PrecisionError> {
+        match std::env::var(PRECISION_ENV) {
+            Ok(v) if !v.trim().is_empty() => v.parse().map_err(|e: PrecisionError| match e {
+                PrecisionError::Unknown(v) => PrecisionError::UnknownEnv(v),
+                other => other,
+            }),
+            _ => Ok(Precision::Auto),
+        }
+    }
+
+    /// The precision this choice gives on `device`, or why it cannot run there.
+    pub fn resolve(self, device: &Selected) -> Result<Half, PrecisionError> {
+        match (self, device.is_cpu, device.shader_f16) {
+            (Precision::F32, ..) | (Precision::Auto, true, _) | (Precision::Auto, false, false) => {
+                Ok(Half::Off)
+            }
+            (Precision::Auto | Precision::F16, false, true) => Ok(Half::On),
+            (Precision::F16, true, _) => Err(PrecisionError::NotOnCpu),
+            (Precision::F16, false, false) => {
+                Err(PrecisionError::NoShaderF16(device.description.clone()))
+            }
+        }
+    }
+}
+
+impl fmt::Display for Precision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Precision {
+    type Err = PrecisionError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(Precision::Auto),
+            "f32" | "fp32" | "float32" => Ok(Precision::F32),
+            "f16" | "fp16" | "float16" | "half" => Ok(Precision::F16),
+            _ => Err(PrecisionError::Unknown(s.to_string())),
+        }
+    }
+}
+
+/// Whether half precision is on for a run, after [`Precision::resolve`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Half {
+    Off,
+    On,
+}
+
+/// The networks, for the per-model precision decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Model {
+    /// The VAE decoder and the asymmetric (mask-conditioned) decoder.
+    VaeDecoder,
+    /// Every other network (still f32 at every precision).
+    Other,
+}
+
+impl Half {
+    /// The float type `model` runs in. Half precision is used only for models checked in it
+    /// against their reference (the f16 parity tests): the VAE decoders so far. Their
+    /// statistics (GroupNorm) stay in f32 inside the kernels, and a decode that overflows is
+    /// redone in f32 by the caller.
+    pub fn for_model(self, model: Model) -> FloatDType {
+        match (self, model) {
+            (Half::On, Model::VaeDecoder) => FloatDType::F16,
+            _ => FloatDType::F32,
+        }
+    }
+}
+
+/// `module` with every float parameter in `dtype` (a cast on the device, one parameter at a
+/// time).
+pub fn cast_module<M: Module>(module: M, dtype: FloatDType) -> M {
+    struct Cast(DType);
+    impl ModuleMapper for Cast {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let dtype = self.0;
+            param.map(|t| as_dtype(t, dtype))
+        }
+    }
+    module.map(&mut Cast(dtype.into()))
+}
+
+/// `t` in `dtype` (a no-op when it already is).
+pub fn as_dtype<const D: usize>(t: Tensor<D>, dtype: DType) -> Tensor<D> {
+    if t.dtype() == dtype { t } else { t.cast(dtype) }
+}
+
+/// Errors from precision selection.
+#[derive(Debug, thiserror::Error)]
+pub enum PrecisionError {
+    #[error("unknown precision '{0}': expected auto, f32 or f16")]
+    Unknown(String),
+    #[error("{PRECISION_ENV}='{0}' is not a precision: expected auto, f32 or f16")]
+    UnknownEnv(String),
+    #[error(
+        "--precision f16 runs on the GPU; the CPU (flex) runs f32 (use --precision auto or f32, \
+         or --device gpu)"
+    )]
+    NotOnCpu,
+    #[error("--precision f16: {0} has no shader-f16 (use --precision auto or f32)")]
+    NoShaderF16(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dev(is_cpu: bool, shader_f16: bool) -> Selected {
+        let mut s = crate::device::cpu();
+        s.is_cpu = is_cpu;
+        s.shader_f16 = shader_f16;
+        s
+    }
+
+    #[test]
+    fn auto_is_half_only_on_a_gpu_with_shader_f16() {
+        let cases = [
+            (Precision::Auto, true, true, Some(Half::Off)),
+            (Precision::Auto, false, false, Some(Half::Off)),
+            (Precision::Auto, false, true, Some(Half::On)),
+            (Precision::F32, false, true, Some(Half::Off)),
+            (Precision::F16, false, true, Some(Half::On)),
+            (Precision::F16, true, false, None),
+            (Precision::F16, false, false, None),
+        ];
+        for (p, cpu, f16, want) in cases {
+            assert_eq!(
+                p.resolve(&dev(cpu, f16)).ok(),
+                want,
+                "{p} cpu={cpu} f16={f16}"
+            );
+        }
+    }
+
+    #[test]
+    fn names_parse_back_and_unknown_names_are_refused() {
+        for p in Precision::ALL {
+            assert_eq!(p.name().parse::<Precision>().unwrap(), p);
+        }
+        assert_eq!("FP16".parse::<Precision>().unwrap(), Precision::F16);
+        let e = "bf17".parse::<Precision>().unwrap_err().to_string();
+        assert!(e.contains("bf17") && e.contains("f16"), "{e}");
+    }
+
+    #[test]
+    fn only_checked_models_go_half() {
+        assert_eq!(Half::On.for_model(Model::VaeDecoder), FloatDType::F16);
+        assert_eq!(Half::On.for_model(Model::Other), FloatDType::F32);
+        assert_eq!(Half::Off.for_model(Model::VaeDecoder), FloatDType::F32);
+    }
+}

@@ -1,0 +1,137 @@
+//! Half precision on wgpu (lavapipe here: it has shader-f16) against the f32 references: each
+//! output's error is held to at most twice diffusers' own fp16 error against the same f32
+//! reference on the same inputs (`tools/reference/make_half_fixtures.py`). The VAE decoders
+//! (SD's KL decoder and the asymmetric mask-conditioned one, tiny and at the x-1-5 widths).
+
+use burn::tensor::{DType, Device, FloatDType, Tensor};
+use clearpaint_core::models::vae::{self, AutoencoderKL, VaeConfig};
+use clearpaint_core::testing::{
+    TestDevice, fixture, load_tensor, rel_err, test_devices, to_vec, write_formula_weights,
+};
+use clearpaint_core::weights::SafetensorsFile;
+
+fn gpu() -> TestDevice {
+    test_devices()
+        .into_iter()
+        .find(|d| d.name == "wgpu")
+        .expect("a wgpu device")
+}
+
+fn half_refs() -> SafetensorsFile {
+    SafetensorsFile::open(fixture("half_vae.safetensors")).unwrap()
+}
+
+/// Ours (f16) against the f32 reference `io[key]`, within twice diffusers' fp16 error
+/// (`half[half_key]` against the same reference).
+fn check_half(what: &str, ours: Tensor<4>, io: &SafetensorsFile, key: &str, half_key: &str) {
+    let reference = io.read_f32(key).unwrap();
+    let theirs = half_refs().read_f32(half_key).unwrap();
+    let bound = rel_err(&theirs, &reference);
+    let ours = to_vec(ours);
+    assert!(ours.iter().all(|v| v.is_finite()), "{what}: non-finite");
+    let err = rel_err(&ours, &reference);
+    eprintln!("{what}: f16 rel err {err:.3e}, diffusers fp16 {bound:.3e}");
+    // Really half precision: an f32 decode is ~1e-6 off, f16 ~1e-3.
+    assert!(err > 1e-5, "{what}: error {err:.1e} is f32's, not f16's");
+    assert!(
+        err <= 2.0 * bound,
+        "{what}: f16 error {err:.3e} exceeds twice diffusers' fp16 error {bound:.3e}"
+    );
+}
+
+fn half(vae: AutoencoderKL) -> AutoencoderKL {
+    let vae = vae.with_decoder_dtype(FloatDType::F16);
+    assert_eq!(vae.decoder_dtype(), DType::F16);
+    vae
+}
+
+#[test]
+fn kl_decoder_in_f16_is_as_close_as_diffusers_fp16() {
+    let dev = gpu();
+    let io = SafetensorsFile::open(fixture("vae_kl_tiny_io.safetensors")).unwrap();
+    let m = half(
+        vae::load_folder(fixture("vae_kl_tiny"), &dev.device)
+            .unwrap()
+            .model,
+    );
+    let z = load_tensor::<4>(&io, "z", &dev.device);
+    let out = m.decode(z, None);
+    assert_eq!(out.dtype(), DType::F32, "decode returns f32");
+    check_half("KL decoder", out, &io, "dec", "kl_tiny.dec");
+}
+
+fn asym_checks(dev: &TestDevice, m: &AutoencoderKL, io: &SafetensorsFile, tag: &str) {
+    let x = load_tensor::<4>(io, "x", &dev.device);
+    let mask = load_tensor::<4>(io, "mask", &dev.device);
+    let z = load_tensor::<4>(io, "z", &dev.device);
+    let masked = m.decode(z.clone(), Some((x, mask)));
+    let what = format!("{tag} decoder with mask");
+    check_half(
+        &what,
+        masked,
+        io,
+        "dec_masked",
+        &format!("{tag}.dec_masked"),
+    );
+    let what = format!("{tag} decoder without condition");
+    check_half(
+        &what,
+        m.decode(z, None),
+        io,
+        "dec_plain",
+        &format!("{tag}.dec_plain"),
+    );
+}
+
+#[test]
+fn asymmetric_decoders_in_f16_are_as_close_as_diffusers_fp16() {
+    let dev = gpu();
+    let io = SafetensorsFile::open(fixture("vae_asym_tiny_io.safetensors")).unwrap();
+    let m = half(
+        vae::load_folder(fixture("vae_asym_tiny"), &dev.device)
+            .unwrap()
+            .model,
+    );
+    asym_checks(&dev, &m, &io, "asym_tiny");
+
+    let io = SafetensorsFile::open(fixture("vae_asym_x15_io.safetensors")).unwrap();
+    let config = VaeConfig::asymmetric_x1_5();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x15.safetensors");
+    write_formula_weights(AutoencoderKL::new(&config, &Device::flex()), &path);
+    let file = SafetensorsFile::open(&path).unwrap();
+    let loaded = vae::load_files(std::slice::from_ref(&file), config, &dev.device).unwrap();
+    asym_checks(&dev, &half(loaded.model), &io, "x15");
+}
+
+/// Latents far outside the usual range overflow f16's 65504 inside the decoder: the decode is
+/// redone in f32 and matches the f32 decoder, instead of returning inf/NaN.
+#[test]
+fn an_overflowing_f16_decode_is_redone_in_f32() {
+    let dev = gpu();
+    let loaded = vae::load_folder(fixture("vae_kl_tiny"), &dev.device).unwrap();
+    let io = SafetensorsFile::open(fixture("vae_kl_tiny_io.safetensors")).unwrap();
+    let z = load_tensor::<4>(&io, "z", &dev.device) * 1e5;
+    let m = half(loaded.model.clone());
+    // The redo's weights are the f16 ones, widened: compare with exactly that decoder.
+    let widened = m.clone().with_decoder_dtype(FloatDType::F32);
+    let full = widened.decode(z.clone(), None);
+    assert!(vae::all_finite(&full), "f32 decode of the test input");
+    assert!(
+        !vae::all_finite(&m.decode(z.clone(), None)),
+        "the test input must overflow f16"
+    );
+    let out = m.decode_within(&loaded.config, z, None, 1 << 30);
+    assert!(out.redone_in_f32);
+    assert!(out.notes().iter().any(|n| n.contains("redone in f32")));
+    let (ours, f32_ref) = (to_vec(out.image), to_vec(full));
+    assert!(ours.iter().all(|v| v.is_finite()));
+    let err = rel_err(&ours, &f32_ref);
+    assert!(err < 1e-5, "redo differs from the f32 decode by {err:.1e}");
+    // And a decode that does not overflow is not redone.
+    let z = load_tensor::<4>(&io, "z", &dev.device);
+    assert!(
+        !m.decode_within(&loaded.config, z, None, 1 << 30)
+            .redone_in_f32
+    );
+}

@@ -1,0 +1,78 @@
+"""Half-precision references for the f16 parity tests (core/tests/half_parity.rs).
+
+For each model the f32 fixtures already hold (weights, inputs and the f32 outputs, from
+make_vae_fixtures.py), the same diffusers module run in torch.float16 on the same inputs
+(weights and inputs cast to fp16, as `torch_dtype=torch.float16` loads them). The Rust test
+measures diffusers' own fp16 error against the f32 output and holds ours to at most twice it.
+
+  fixtures/half_vae.safetensors   <model>.<output> in fp16 (stored as f32 values):
+      kl_tiny.dec, asym_tiny.dec_masked, asym_tiny.dec_plain, x15.dec_masked, x15.dec_plain
+
+Run from any directory: python3 tools/reference/make_half_fixtures.py
+"""
+
+import os
+import sys
+
+import torch
+from diffusers import AsymmetricAutoencoderKL, AutoencoderKL
+from safetensors.torch import load_file, save_file
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.join(HERE, "fixtures")
+sys.path.insert(0, HERE)
+from make_vae_fixtures import formula_weights  # noqa: E402
+
+
+def rel(a, b):
+    a, b = a.double(), b.double()
+    return float((a - b).norm() / b.norm())
+
+
+def half_outputs(model, io, calls):
+    """Runs `calls` (name -> fn(model, io16)) in fp16; returns name -> f32 tensor."""
+    model = model.to(torch.float16).eval()
+    io16 = {k: v.to(torch.float16) for k, v in io.items()}
+    out = {}
+    with torch.no_grad():
+        for name, fn in calls.items():
+            out[name] = fn(model, io16).float()
+    return out
+
+
+def main():
+    torch.manual_seed(0)
+    res = {}
+    # AutoencoderKL, tiny.
+    io = load_file(os.path.join(OUT, "vae_kl_tiny_io.safetensors"))
+    kl = AutoencoderKL.from_pretrained(os.path.join(OUT, "vae_kl_tiny"))
+    for k, v in half_outputs(kl, io, {"dec": lambda m, d: m.decode(d["z"]).sample}).items():
+        res[f"kl_tiny.{k}"] = v
+        print(f"kl_tiny.{k}: diffusers fp16 rel err {rel(v, io[k]):.3e}")
+    # AsymmetricAutoencoderKL, tiny and at the x-1-5 widths (formula weights).
+    asym_calls = {
+        "dec_masked": lambda m, d: m.decode(d["z"], image=d["x"], mask=d["mask"]).sample,
+        "dec_plain": lambda m, d: m.decode(d["z"]).sample,
+    }
+    io = load_file(os.path.join(OUT, "vae_asym_tiny_io.safetensors"))
+    asym = AsymmetricAutoencoderKL.from_pretrained(os.path.join(OUT, "vae_asym_tiny"))
+    for k, v in half_outputs(asym, io, asym_calls).items():
+        res[f"asym_tiny.{k}"] = v
+        print(f"asym_tiny.{k}: diffusers fp16 rel err {rel(v, io[k]):.3e}")
+    io = load_file(os.path.join(OUT, "vae_asym_x15_io.safetensors"))
+    x15 = AsymmetricAutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=4,
+        down_block_types=["DownEncoderBlock2D"] * 4, down_block_out_channels=[128, 256, 512, 512],
+        layers_per_down_block=2,
+        up_block_types=["UpDecoderBlock2D"] * 4, up_block_out_channels=[192, 384, 768, 768],
+        layers_per_up_block=3, norm_num_groups=32, sample_size=256,
+    ).eval()
+    formula_weights(x15)
+    for k, v in half_outputs(x15, io, asym_calls).items():
+        res[f"x15.{k}"] = v
+        print(f"x15.{k}: diffusers fp16 rel err {rel(v, io[k]):.3e}")
+    save_file({k: v.contiguous() for k, v in res.items()}, os.path.join(OUT, "half_vae.safetensors"))
+
+
+if __name__ == "__main__":
+    main()
