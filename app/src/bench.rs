@@ -211,7 +211,7 @@ fn inpaint_workload(
 }
 
 fn model_bench(args: &BenchArgs, choice: DeviceChoice) -> Result<()> {
-    let selected = device::select(choice)?;
+    let selected = clearpaint::placement::select(choice)?;
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
@@ -303,7 +303,7 @@ fn group_norm_bench(runs: usize, choice: DeviceChoice) -> Result<()> {
     use burn::nn::GroupNormConfig;
     use burn::tensor::{Distribution, Tensor};
     use clearpaint_core::kernels;
-    let selected = device::select(choice)?;
+    let selected = clearpaint::placement::select(choice)?;
     let dev = &selected.device;
     let fused_available = kernels::is_wgpu(dev);
     println!();

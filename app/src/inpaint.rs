@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::ValueEnum;
-use clearpaint_core::device::{self, DeviceChoice};
+use clearpaint_core::device::DeviceChoice;
 use clearpaint_core::imaging;
 use clearpaint_core::lora::LoraSpec;
 use clearpaint_core::pipelines::example::{self, ExampleModels};
@@ -267,7 +267,7 @@ impl SdOptions {
             inpaint::REQUIRED,
             "sd15-inpainting",
         )?;
-        let selected = device::select(choice)?;
+        let selected = clearpaint::placement::select(choice)?;
         eprintln!("loading {} on {}", model.display(), selected.description);
         InpaintModels::load(&model, vae.as_deref(), self.decoder(), &selected)
             .with_context(|| format!("loading {}", model.display()))
@@ -282,7 +282,7 @@ impl SdOptions {
             example::REQUIRED,
             "paint-by-example",
         )?;
-        let selected = device::select(choice)?;
+        let selected = clearpaint::placement::select(choice)?;
         eprintln!("loading {} on {}", model.display(), selected.description);
         ExampleModels::load(&model, vae.as_deref(), self.decoder(), &selected)
             .with_context(|| format!("loading {}", model.display()))

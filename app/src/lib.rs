@@ -2,3 +2,4 @@
 
 pub mod gui;
 pub mod hub;
+pub mod placement;

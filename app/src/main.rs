@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use clearpaint_core::device::{self, DEVICE_ENV, DeviceChoice};
+use clearpaint_core::precision::{PRECISION_ENV, Precision};
 
 mod batch;
 mod bench;
@@ -29,6 +30,11 @@ struct Cli {
     #[arg(long, global = true, env = DEVICE_ENV, value_parser = parse_device, default_value = "auto")]
     device: DeviceChoice,
 
+    /// Float precision: auto (f16 on a GPU with shader-f16, for the models checked in it: the
+    /// VAE decoders so far; f32 on the CPU), f32, f16 (GPU only).
+    #[arg(long, global = true, env = PRECISION_ENV, value_parser = parse_precision, default_value = "auto")]
+    precision: Precision,
+
     #[command(subcommand)]
     command: Option<Command>,
 
@@ -39,6 +45,11 @@ struct Cli {
 
 fn parse_device(s: &str) -> Result<DeviceChoice, String> {
     s.parse().map_err(|e: device::DeviceError| e.to_string())
+}
+
+fn parse_precision(s: &str) -> Result<Precision, String> {
+    s.parse()
+        .map_err(|e: clearpaint_core::precision::PrecisionError| e.to_string())
 }
 
 #[derive(Subcommand, Debug)]
@@ -67,6 +78,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    clearpaint::placement::set_precision(cli.precision);
     let Some(command) = &cli.command else {
         return match clearpaint::gui::run(cli.image.clone(), cli.device) {
             Ok(()) => ExitCode::SUCCESS,
@@ -108,8 +120,9 @@ fn devices(choice: DeviceChoice) -> Result<()> {
         } else {
             format!(", driver {}", a.driver)
         };
+        let f16 = if a.shader_f16 { "f16" } else { "no f16" };
         println!(
-            "  [{i}] {} ({}, {}{driver})",
+            "  [{i}] {} ({}, {}{driver}, {f16}, WGSL compiler)",
             a.name,
             a.backend,
             a.kind.name()
@@ -139,7 +152,34 @@ fn devices(choice: DeviceChoice) -> Result<()> {
         let mark = if c == choice { "  <- selected" } else { "" };
         println!("{:>5} -> {picked}{why}{mark}", c.name());
     }
+    println!();
+    precisions(choice, &adapters);
     Ok(())
+}
+
+/// What each --precision gives on the device `choice` picks.
+fn precisions(choice: DeviceChoice, adapters: &[device::AdapterInfo]) {
+    let picked = device::decide(choice, adapters).ok().flatten();
+    let mut selected = device::cpu();
+    if let Some(i) = picked {
+        selected.is_cpu = false;
+        selected.shader_f16 = adapters[i].shader_f16;
+        selected.description = format!("gpu: {}", adapters[i].name);
+    }
+    println!("precision on --device {choice}:");
+    let current = clearpaint::placement::precision();
+    for p in Precision::ALL {
+        let gives = match p.resolve(&selected) {
+            Ok(clearpaint_core::precision::Half::On) => {
+                "f16 for the VAE decoders (checked against diffusers' fp16), f32 for the rest"
+                    .to_string()
+            }
+            Ok(clearpaint_core::precision::Half::Off) => "f32".to_string(),
+            Err(e) => format!("unavailable: {e}"),
+        };
+        let mark = if p == current { "  <- selected" } else { "" };
+        println!("{:>5} -> {gives}{mark}", p.name());
+    }
 }
 
 fn num_threads() -> usize {

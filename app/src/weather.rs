@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use clearpaint_core::device::{self, DeviceChoice};
+use clearpaint_core::device::DeviceChoice;
 use clearpaint_core::imaging;
 use clearpaint_core::models::augan::{AuganGenerator, Direction};
 use clearpaint_core::pipelines::weather::{self, DEFAULT_SIZE, WeatherRequest, WorkSize};
@@ -117,7 +117,7 @@ pub fn run(args: &WeatherArgs, choice: DeviceChoice) -> Result<()> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("{}: cannot create the output folder", args.out.display()))?;
 
-    let selected = device::select(choice)?;
+    let selected = clearpaint::placement::select(choice)?;
     let (model, _) = AuganGenerator::load_direction(&args.model, args.direction, &selected.device)?;
     let want_sigma = args.uncertainty || args.overlay;
     if want_sigma && args.direction == Direction::DayToNight {

@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Subcommand;
 use clearpaint::hub::{self, FetchObserver, FetchRequest, HubSettings, Manifest, Presence};
-use clearpaint_core::device::{self, DeviceChoice};
+use clearpaint_core::device::DeviceChoice;
 use clearpaint_core::models::check::{self, ModelKind, PartCheck};
 use clearpaint_core::models::{augan::AuganGenerator, clip, ldm, unet, vae};
 use clearpaint_core::weights::{self, SafetensorsFile};
@@ -335,7 +335,7 @@ pub fn peak_rss() -> Option<u64> {
 }
 
 fn load(path: &Path, kind: Option<ModelKind>, choice: DeviceChoice) -> Result<()> {
-    let selected = device::select(choice)?;
+    let selected = clearpaint::placement::select(choice)?;
     let dev = &selected.device;
     let before = peak_rss();
     let start = Instant::now();

@@ -207,6 +207,9 @@ pub struct Selected {
     pub max_tensor_bytes: u64,
     /// Whether the device computes in f16 (see [`crate::precision`]).
     pub shader_f16: bool,
+    /// Whether half precision is on for this run ([`Selected::with_precision`]); off unless
+    /// asked for.
+    pub half: crate::precision::Half,
 }
 
 /// Largest single tensor on the CPU: a soft limit that keeps a whole-image decode's peak
@@ -257,6 +260,7 @@ pub fn select(choice: DeviceChoice) -> Result<Selected, DeviceError> {
                 is_cpu: false,
                 max_tensor_bytes: a.max_buffer_bytes,
                 shader_f16: a.shader_f16,
+                half: crate::precision::Half::Off,
             }
         }
     })
@@ -270,6 +274,7 @@ pub fn cpu() -> Selected {
         is_cpu: true,
         max_tensor_bytes: CPU_MAX_TENSOR_BYTES,
         shader_f16: false,
+        half: crate::precision::Half::Off,
     }
 }
 

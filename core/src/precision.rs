@@ -88,6 +88,19 @@ impl FromStr for Precision {
     }
 }
 
+impl Selected {
+    /// This device with `precision` resolved on it ([`Precision::resolve`]); the description
+    /// says when half precision is on.
+    pub fn with_precision(mut self, precision: Precision) -> Result<Selected, PrecisionError> {
+        self.half = precision.resolve(&self)?;
+        if self.half == Half::On {
+            self.description
+                .push_str(", f16 where checked (the VAE decoders)");
+        }
+        Ok(self)
+    }
+}
+
 /// Whether half precision is on for a run, after [`Precision::resolve`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Half {

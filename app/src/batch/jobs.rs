@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{Result, bail};
 use clearpaint_core::batch::{self, Report};
-use clearpaint_core::device::{self, DeviceChoice};
+use clearpaint_core::device::DeviceChoice;
 use clearpaint_core::imaging::{self, Loaded};
 use clearpaint_core::models::augan::{AuganGenerator, Direction};
 use clearpaint_core::pipelines::weather::{self, WeatherRequest};
@@ -182,7 +182,7 @@ pub fn weather_folder(a: &BatchWeatherArgs, choice: DeviceChoice) -> Result<()> 
     if a.uncertainty && a.direction == Direction::DayToNight {
         bail!("--uncertainty: only the night-to-day generator has an uncertainty head");
     }
-    let selected = device::select(choice)?;
+    let selected = clearpaint::placement::select(choice)?;
     let (model, _) = AuganGenerator::load_direction(&a.model, a.direction, &selected.device)?;
     if a.uncertainty && !model.has_uncertainty() {
         bail!(

@@ -186,9 +186,9 @@ fn run_job(
     }
     let selected = match shared {
         Some(s) if settings.device != DeviceChoice::Cpu => s,
-        _ => match device::select(settings.device) {
+        _ => match crate::placement::select(settings.device) {
             Ok(s) => s,
-            Err(e) => return JobResult::Failed(e.to_string()),
+            Err(e) => return JobResult::Failed(format!("{e:#}")),
         },
     };
     let vae = settings.vae_dir.trim();

@@ -117,6 +117,15 @@ fn shared_gpu(
                 ),
                 is_cpu: false,
                 max_tensor_bytes: a.max_buffer_bytes,
+                shader_f16: a.shader_f16,
+                half: clearpaint_core::precision::Half::Off,
+            };
+            let selected = match crate::placement::at_precision(selected) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("warning: {e:#}");
+                    return None;
+                }
             };
             let existing = eframe::egui_wgpu::WgpuSetupExisting {
                 instance: setup.instance,

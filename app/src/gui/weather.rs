@@ -170,9 +170,9 @@ impl WeatherTab {
             };
             let selected = match shared {
                 Some(s) if choice != DeviceChoice::Cpu => s,
-                _ => match device::select(choice) {
+                _ => match crate::placement::select(choice) {
                     Ok(s) => s,
-                    Err(e) => return send(Msg::Failed(e.to_string())),
+                    Err(e) => return send(Msg::Failed(format!("{e:#}"))),
                 },
             };
             let (model, _) =

@@ -14,6 +14,7 @@ use crate::models::ldm;
 use crate::models::tokenizer::ClipTokenizer;
 use crate::models::unet::{self, UNet2DConditionModel, UNetConfig};
 use crate::models::vae::{self, AutoencoderKL, VaeConfig};
+use crate::precision::Model;
 use crate::schedulers::SchedulerConfig;
 use crate::weights::{SafetensorsFile, read_config};
 
@@ -68,13 +69,16 @@ impl SdModels {
                 scheduler_config(model_dir)?,
             ),
         };
-        let asym_vae = load_asymmetric(decoder, asym_vae_dir, device)?;
+        // The decoders run in half precision where the run has it (see `crate::precision`).
+        let dtype = selected.half.for_model(Model::VaeDecoder);
+        let at_precision = |(m, c): (AutoencoderKL, VaeConfig)| (m.with_decoder_dtype(dtype), c);
+        let asym_vae = load_asymmetric(decoder, asym_vae_dir, device)?.map(at_precision);
         let vae = if asym_vae.is_none() {
             let v = match checkpoint {
                 Some(file) => ldm::load_vae(file, device)?,
                 None => vae::load_folder(model_dir.join("vae"), device)?,
             };
-            Some((v.model, v.config))
+            Some(at_precision((v.model, v.config)))
         } else {
             None
         };

@@ -1,0 +1,143 @@
+//! `--precision` end to end: the tiny inpainting pipeline with the asymmetric decoder on wgpu
+//! (lavapipe here) in f16 and in f32, and the refusals where f16 cannot run.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use image::{GrayImage, Luma, Rgba, RgbaImage};
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tools/reference/fixtures")
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn clearpaint(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_clearpaint"))
+        .args(args)
+        .env_remove("CLEARPAINT_PRECISION")
+        .output()
+        .expect("run clearpaint")
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+/// Runs the tiny pipeline on the GPU at `precision`; the output image.
+fn inpaint(dir: &Path, precision: &str) -> (RgbaImage, String) {
+    let (img, mask) = (dir.join("in.png"), dir.join("mask.png"));
+    RgbaImage::from_fn(48, 40, |x, y| {
+        Rgba([(x * 5) as u8, (y * 6) as u8, ((x + y) * 3) as u8, 255])
+    })
+    .save(&img)
+    .unwrap();
+    GrayImage::from_fn(48, 40, |x, y| {
+        Luma([if (10..34).contains(&x) && (8..30).contains(&y) {
+            255
+        } else {
+            0
+        }])
+    })
+    .save(&mask)
+    .unwrap();
+    let out = dir.join(format!("out_{precision}.png"));
+    let (model, vae) = (
+        fixtures().join("tiny_sd_inpaint9"),
+        fixtures().join("vae_asym_tiny"),
+    );
+    let o = clearpaint(&[
+        "--device",
+        "gpu",
+        "--precision",
+        precision,
+        "inpaint",
+        "--model",
+        s(&model),
+        "--vae",
+        s(&vae),
+        "--image",
+        s(&img),
+        "--mask",
+        s(&mask),
+        "--out",
+        s(&out),
+        "--prompt",
+        "a red fox",
+        "--steps",
+        "2",
+        "--seed",
+        "7",
+    ]);
+    assert!(o.status.success(), "{precision}: {}", err(&o));
+    (image::open(&out).unwrap().to_rgba8(), err(&o))
+}
+
+#[test]
+fn f16_decodes_close_to_f32_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let (half, log16) = inpaint(dir.path(), "f16");
+    let (full, log32) = inpaint(dir.path(), "f32");
+    assert!(
+        log16.contains("f16"),
+        "the f16 run names its precision: {log16}"
+    );
+    assert!(!log32.contains("f16"), "{log32}");
+    let diffs: Vec<i32> = half
+        .as_raw()
+        .iter()
+        .zip(full.as_raw())
+        .map(|(a, b)| (*a as i32 - *b as i32).abs())
+        .collect();
+    let max = *diffs.iter().max().unwrap();
+    let changed = diffs.iter().filter(|&&d| d > 0).count();
+    // The decoder really ran in f16 (some pixels differ), and only by rounding.
+    assert!(changed > 0, "f16 and f32 outputs are identical");
+    assert!(
+        max <= 3,
+        "f16 output differs from f32 by up to {max} levels"
+    );
+}
+
+#[test]
+fn f16_where_it_cannot_run_is_a_one_line_error() {
+    let o = clearpaint(&["--device", "cpu", "--precision", "f16", "devices"]);
+    assert!(
+        o.status.success(),
+        "devices lists what f16 would do: {}",
+        err(&o)
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("f16 -> unavailable"), "{out}");
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("in.png");
+    RgbaImage::new(16, 16).save(&img).unwrap();
+    let model = fixtures().join("tiny_sd_inpaint9");
+    let o = clearpaint(&[
+        "--device",
+        "cpu",
+        "--precision",
+        "f16",
+        "inpaint",
+        "--model",
+        s(&model),
+        "--image",
+        s(&img),
+        "--mask",
+        s(&img),
+        "--out",
+        s(&dir.path().join("out.png")),
+        "--prompt",
+        "x",
+    ]);
+    assert!(!o.status.success());
+    let e = err(&o);
+    assert!(e.contains("f16") && e.contains("CPU"), "{e}");
+    assert_eq!(e.trim().lines().count(), 1, "{e}");
+    assert!(!dir.path().join("out.png").exists());
+    let o = clearpaint(&["--precision", "half-ish", "devices"]);
+    assert!(!o.status.success());
+    assert!(err(&o).contains("half-ish"), "{}", err(&o));
+}
