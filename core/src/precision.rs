@@ -95,7 +95,7 @@ impl Selected {
         self.half = precision.resolve(&self)?;
         if self.half == Half::On {
             self.description
-                .push_str(", f16 where checked (the VAE decoders)");
+                .push_str(", f16 where checked (the UNet and the VAE decoders)");
         }
         Ok(self)
     }
@@ -113,18 +113,20 @@ pub enum Half {
 pub enum Model {
     /// The VAE decoder and the asymmetric (mask-conditioned) decoder.
     VaeDecoder,
-    /// Every other network (still f32 at every precision).
+    /// The denoising UNet (its timestep embedding stays in f32).
+    Unet,
+    /// Every other network (the text and image encoders, AU-GAN: still f32 at every precision).
     Other,
 }
 
 impl Half {
     /// The float type `model` runs in. Half precision is used only for models checked in it
-    /// against their reference (the f16 parity tests): the VAE decoders so far. Their
-    /// statistics (GroupNorm) stay in f32 inside the kernels, and a decode that overflows is
-    /// redone in f32 by the caller.
+    /// against their reference (`core/tests/half_parity.rs`: within diffusers' own fp16
+    /// error): the VAE decoders and the UNet so far. Their statistics (GroupNorm, LayerNorm)
+    /// and products stay in f32, and a decode that overflows is redone in f32 by the caller.
     pub fn for_model(self, model: Model) -> FloatDType {
         match (self, model) {
-            (Half::On, Model::VaeDecoder) => FloatDType::F16,
+            (Half::On, Model::VaeDecoder | Model::Unet) => FloatDType::F16,
             _ => FloatDType::F32,
         }
     }
@@ -208,6 +210,7 @@ mod tests {
     #[test]
     fn only_checked_models_go_half() {
         assert_eq!(Half::On.for_model(Model::VaeDecoder), FloatDType::F16);
+        assert_eq!(Half::On.for_model(Model::Unet), FloatDType::F16);
         assert_eq!(Half::On.for_model(Model::Other), FloatDType::F32);
         assert_eq!(Half::Off.for_model(Model::VaeDecoder), FloatDType::F32);
     }

@@ -1,12 +1,15 @@
 //! Half precision on wgpu (lavapipe here: it has shader-f16) against the f32 references: each
 //! output's error is held to at most twice diffusers' own fp16 error against the same f32
 //! reference on the same inputs (`tools/reference/make_half_fixtures.py`). The VAE decoders
-//! (SD's KL decoder and the asymmetric mask-conditioned one, tiny and at the x-1-5 widths).
+//! (SD's KL decoder and the asymmetric mask-conditioned one, tiny and at the x-1-5 widths) and
+//! the UNet (tiny, both projection kinds, and the real SD 1.5 inpainting widths).
 
 use burn::tensor::{DType, Device, FloatDType, Tensor};
+use clearpaint_core::models::unet;
 use clearpaint_core::models::vae::{self, AutoencoderKL, VaeConfig};
 use clearpaint_core::testing::{
     TestDevice, fixture, load_tensor, rel_err, test_devices, to_vec, write_formula_weights,
+    write_sd15_inpaint_unet,
 };
 use clearpaint_core::weights::SafetensorsFile;
 
@@ -17,15 +20,25 @@ fn gpu() -> TestDevice {
         .expect("a wgpu device")
 }
 
-fn half_refs() -> SafetensorsFile {
-    SafetensorsFile::open(fixture("half_vae.safetensors")).unwrap()
+/// Ours (f16) against the f32 reference `io[key]`, within twice diffusers' fp16 error
+/// (`half_vae.safetensors[half_key]` against the same reference).
+fn check_half(what: &str, ours: Tensor<4>, io: &SafetensorsFile, key: &str, half_key: &str) {
+    check_half_in("half_vae.safetensors", what, ours, io, key, half_key)
 }
 
-/// Ours (f16) against the f32 reference `io[key]`, within twice diffusers' fp16 error
-/// (`half[half_key]` against the same reference).
-fn check_half(what: &str, ours: Tensor<4>, io: &SafetensorsFile, key: &str, half_key: &str) {
+fn check_half_in(
+    refs: &str,
+    what: &str,
+    ours: Tensor<4>,
+    io: &SafetensorsFile,
+    key: &str,
+    half_key: &str,
+) {
     let reference = io.read_f32(key).unwrap();
-    let theirs = half_refs().read_f32(half_key).unwrap();
+    let theirs = SafetensorsFile::open(fixture(refs))
+        .unwrap()
+        .read_f32(half_key)
+        .unwrap();
     let bound = rel_err(&theirs, &reference);
     let ours = to_vec(ours);
     assert!(ours.iter().all(|v| v.is_finite()), "{what}: non-finite");
@@ -133,5 +146,47 @@ fn an_overflowing_f16_decode_is_redone_in_f32() {
     assert!(
         !m.decode_within(&loaded.config, z, None, 1 << 30)
             .redone_in_f32
+    );
+}
+
+#[test]
+fn unets_in_f16_are_as_close_as_diffusers_fp16() {
+    let dev = gpu();
+    let io = SafetensorsFile::open(fixture("unet_tiny_io.safetensors")).unwrap();
+    let ctx = load_tensor::<3>(&io, "context", &dev.device);
+    let t = io.read_f32("t").unwrap();
+    for name in ["inpaint", "linear"] {
+        let loaded = unet::load_folder(fixture(&format!("unet_tiny_{name}")), &dev.device).unwrap();
+        let m = loaded.model.with_dtype(FloatDType::F16);
+        assert_eq!(m.dtype(), DType::F16);
+        for tag in ["8", "odd"] {
+            let x = load_tensor::<4>(&io, &format!("{name}_x_{tag}"), &dev.device);
+            let key = format!("{name}_y_{tag}");
+            let y = m.forward(x, &t, &ctx);
+            assert_eq!(y.dtype(), DType::F32, "forward returns f32");
+            let what = format!("UNet {name} {tag}");
+            check_half_in("half_unet.safetensors", &what, y, &io, &key, &key);
+        }
+    }
+    let io = SafetensorsFile::open(fixture("unet_sd15_inpaint_io.safetensors")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (unet_dir, _) = write_sd15_inpaint_unet(dir.path());
+    // As a run loads it: f16 weights straight onto the device, the time embedding widened.
+    let m = unet::load_folder_as(&unet_dir, &dev.device, FloatDType::F16)
+        .unwrap()
+        .model;
+    assert_eq!(m.dtype(), DType::F16);
+    let te = m.time_embedding.linear_1.weight.val().dtype();
+    assert_eq!(te, DType::F32, "the timestep embedding computes in f32");
+    let x = load_tensor::<4>(&io, "x", &dev.device);
+    let ctx = load_tensor::<3>(&io, "context", &dev.device);
+    let y = m.forward(x, &io.read_f32("t").unwrap(), &ctx);
+    check_half_in(
+        "half_unet.safetensors",
+        "SD 1.5 inpainting UNet",
+        y,
+        &io,
+        "y",
+        "sd15_y",
     );
 }

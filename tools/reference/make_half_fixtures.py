@@ -7,6 +7,9 @@ measures diffusers' own fp16 error against the f32 output and holds ours to at m
 
   fixtures/half_vae.safetensors   <model>.<output> in fp16 (stored as f32 values):
       kl_tiny.dec, asym_tiny.dec_masked, asym_tiny.dec_plain, x15.dec_masked, x15.dec_plain
+  fixtures/half_unet.safetensors  the UNets of make_unet_clip_fixtures.py:
+      inpaint_y_8, inpaint_y_odd, linear_y_8, linear_y_odd (tiny), sd15_y (real SD 1.5
+      inpainting widths, formula weights)
 
 Run from any directory: python3 tools/reference/make_half_fixtures.py
 """
@@ -14,14 +17,15 @@ Run from any directory: python3 tools/reference/make_half_fixtures.py
 import os
 import sys
 
+import numpy as np
 import torch
-from diffusers import AsymmetricAutoencoderKL, AutoencoderKL
+from diffusers import AsymmetricAutoencoderKL, AutoencoderKL, UNet2DConditionModel
 from safetensors.torch import load_file, save_file
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "fixtures")
 sys.path.insert(0, HERE)
-from make_vae_fixtures import formula_weights  # noqa: E402
+from make_vae_fixtures import formula_value, formula_weights  # noqa: E402
 
 
 def rel(a, b):
@@ -72,6 +76,37 @@ def main():
         res[f"x15.{k}"] = v
         print(f"x15.{k}: diffusers fp16 rel err {rel(v, io[k]):.3e}")
     save_file({k: v.contiguous() for k, v in res.items()}, os.path.join(OUT, "half_vae.safetensors"))
+    unets()
+
+
+def unets():
+    """The UNets in fp16; the timestep embedding in f32, as diffusers' fp16 UNet computes
+    its sinusoidal features in f32 and casts them to the model's dtype."""
+    res = {}
+    io = load_file(os.path.join(OUT, "unet_tiny_io.safetensors"))
+    for name in ("inpaint", "linear"):
+        m = UNet2DConditionModel.from_pretrained(os.path.join(OUT, f"unet_tiny_{name}"))
+        calls = {
+            f"{name}_y_{tag}": (lambda tag: lambda m, d: m(
+                d[f"{name}_x_{tag}"], io["t"], encoder_hidden_states=d["context"]).sample)(tag)
+            for tag in ("8", "odd")
+        }
+        for k, v in half_outputs(m, io, calls).items():
+            res[k] = v
+            print(f"unet {k}: diffusers fp16 rel err {rel(v, io[k]):.3e}")
+    io = load_file(os.path.join(OUT, "unet_sd15_inpaint_io.safetensors"))
+    real = UNet2DConditionModel(
+        sample_size=64, in_channels=9, out_channels=4, block_out_channels=(320, 640, 1280, 1280),
+        layers_per_block=2, cross_attention_dim=768, attention_head_dim=8,
+    ).eval()
+    sd = real.state_dict()
+    real.load_state_dict({k: torch.from_numpy(formula_value(k, tuple(v.shape)).astype(np.float16).astype(np.float32))
+                          for k, v in sd.items()})
+    calls = {"sd15_y": lambda m, d: m(d["x"], io["t"], encoder_hidden_states=d["context"]).sample}
+    for k, v in half_outputs(real, {"x": io["x"], "context": io["context"]}, calls).items():
+        res[k] = v
+        print(f"unet {k}: diffusers fp16 rel err {rel(v, io['y']):.3e}")
+    save_file({k: v.contiguous() for k, v in res.items()}, os.path.join(OUT, "half_unet.safetensors"))
 
 
 if __name__ == "__main__":

@@ -202,6 +202,7 @@ fn dry_run<M: burn::module::Module>(
         remap,
         allow_partial: false,
         dry_run: true,
+        float_dtype: None,
     };
     let report = match load_module(module, files, &options) {
         Ok((_, r)) => r,

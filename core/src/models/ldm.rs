@@ -8,7 +8,7 @@
 //! width and input channels (9 = inpainting). What shapes cannot tell (norm groups, head counts,
 //! the VAE scaling factor, the text encoder's activation) takes SD 1.x's values.
 
-use burn::tensor::Device;
+use burn::tensor::{Device, FloatDType};
 
 use super::clip::{self, ClipTextConfig, LoadedClip};
 use super::unet::{self, LoadedUNet, UNetConfig};
@@ -372,14 +372,27 @@ fn options(remap: KeyRemap) -> LoadOptions {
 }
 
 pub fn load_unet(file: &SafetensorsFile, device: &Device) -> Result<LoadedUNet, WeightsError> {
+    load_unet_as(file, device, FloatDType::F32)
+}
+
+/// [`load_unet`] with the weights in `dtype` on the device (as [`unet::load_files_as`]).
+pub fn load_unet_as(
+    file: &SafetensorsFile,
+    device: &Device,
+    dtype: FloatDType,
+) -> Result<LoadedUNet, WeightsError> {
     let config = unet_config(file)?;
+    let options = LoadOptions {
+        float_dtype: Some(dtype),
+        ..options(unet_remap(&config))
+    };
     let (model, report) = load_module(
         unet::UNet2DConditionModel::new(&config, device),
         std::slice::from_ref(file),
-        &options(unet_remap(&config)),
+        &options,
     )?;
     Ok(LoadedUNet {
-        model,
+        model: model.with_f32_time_embedding(),
         config,
         report,
     })

@@ -15,7 +15,9 @@ use burn::nn::{
     GroupNorm, GroupNormConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig, PaddingConfig2d,
 };
 use burn::tensor::activation::{gelu, silu};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{DType, Device, FloatDType, Tensor, TensorData};
+
+use crate::precision::{as_dtype, cast_module};
 use serde::Deserialize;
 
 use super::attention::{merge_heads, sdpa, split_heads};
@@ -255,10 +257,12 @@ impl ResnetBlock {
     fn forward(&self, x: Tensor<4>, temb_act: &Tensor<2>) -> Tensor<4> {
         let h = conv2d(&self.conv1, gn_silu(x.clone(), &self.norm1));
         let [b, c] = [h.dims()[0], h.dims()[1]];
-        let t = self
-            .time_emb_proj
-            .forward(temb_act.clone())
-            .reshape([b, c, 1, 1]);
+        let t = if h.dtype() == DType::F16 {
+            linear(&self.time_emb_proj, as_dtype(temb_act.clone(), DType::F16))
+        } else {
+            self.time_emb_proj.forward(temb_act.clone())
+        };
+        let t = t.reshape([b, c, 1, 1]);
         let h = conv2d(&self.conv2, gn_silu(h + t, &self.norm2));
         let s = match &self.conv_shortcut {
             Some(sc) => conv2d(sc, x),
@@ -393,19 +397,25 @@ impl Transformer2D {
     fn forward(&self, x: Tensor<4>, context: &Tensor<3>) -> Tensor<4> {
         let [b, c, h, w] = x.dims();
         let residual = x.clone();
-        let n = self.norm.forward(x);
+        // f16: the fused kernel keeps the statistics in f32; f32 keeps burn's op as before.
+        let n = if x.dtype() == DType::F16 {
+            crate::kernels::group_norm_silu(x, &self.norm, false)
+                .expect("channels divide into groups (config validated)")
+        } else {
+            self.norm.forward(x)
+        };
         let to_seq = |t: Tensor<4>| t.reshape([b, c, h * w]).swap_dims(1, 2);
         let mut s = match &self.proj_in {
             Projection::Conv(p) => to_seq(conv2d(p, n)),
             Projection::Linear(p) => linear(p, to_seq(n)),
         };
         for blk in &self.transformer_blocks {
-            s = blk.attn1.forward(blk.norm1.forward(s.clone()), None) + s;
+            s = blk.attn1.forward(layer_norm(&blk.norm1, s.clone()), None) + s;
             s = blk
                 .attn2
-                .forward(blk.norm2.forward(s.clone()), Some(context))
+                .forward(layer_norm(&blk.norm2, s.clone()), Some(context))
                 + s;
-            s = blk.ff.forward(blk.norm3.forward(s.clone())) + s;
+            s = blk.ff.forward(layer_norm(&blk.norm3, s.clone())) + s;
         }
         let to_img = |t: Tensor<3>| t.swap_dims(1, 2).reshape([b, c, h, w]);
         let out = match &self.proj_out {
@@ -611,16 +621,21 @@ impl UNet2DConditionModel {
 
     /// Predicts the noise for `sample` `[B, in_channels, h, w]` at `timesteps` (one per batch
     /// element), conditioned on `context` `[B, T, cross_attention_dim]`.
+    ///
+    /// Runs in the model's precision ([`Self::with_dtype`]): inputs are cast to it, the
+    /// timestep embedding is computed in f32, and the result is f32.
     pub fn forward(&self, sample: Tensor<4>, timesteps: &[f32], context: &Tensor<3>) -> Tensor<4> {
         let device = sample.device();
+        let dtype = self.dtype();
         let feats = self.timestep_features(timesteps, self.time_dim, &device);
         let temb = self
             .time_embedding
             .linear_2
             .forward(silu(self.time_embedding.linear_1.forward(feats)));
-        let temb_act = silu(temb);
+        let temb_act = as_dtype(silu(temb), dtype);
+        let context = &as_dtype(context.clone(), dtype);
 
-        let mut h = conv2d(&self.conv_in, sample);
+        let mut h = conv2d(&self.conv_in, as_dtype(sample, dtype));
         let mut skips = vec![h.clone()];
         for block in &self.down_blocks {
             for (j, r) in block.resnets.iter().enumerate() {
@@ -652,8 +667,41 @@ impl UNet2DConditionModel {
                 h = conv2d(&u.conv, resize_nearest(h, th, tw));
             }
         }
-        conv2d(&self.conv_out, gn_silu(h, &self.conv_norm_out))
+        as_dtype(
+            conv2d(&self.conv_out, gn_silu(h, &self.conv_norm_out)),
+            DType::F32,
+        )
     }
+
+    /// The float type the model computes in.
+    pub fn dtype(&self) -> DType {
+        self.conv_in.weight.val().dtype()
+    }
+
+    /// This model with its weights in `dtype`, except the timestep embedding, which stays in
+    /// f32 (sinusoidal features of timesteps up to 999 lose their phase in f16).
+    pub fn with_dtype(self, dtype: FloatDType) -> Self {
+        let time_embedding = self.time_embedding.clone();
+        let mut m = cast_module(self, dtype);
+        m.time_embedding = time_embedding;
+        m
+    }
+
+    /// The timestep embedding widened to f32 (a no-op for an f32 model).
+    pub fn with_f32_time_embedding(mut self) -> Self {
+        self.time_embedding = cast_module(self.time_embedding, FloatDType::F32);
+        self
+    }
+}
+
+/// LayerNorm; in f16 computed in f32 (its statistics), the result cast back.
+fn layer_norm(norm: &LayerNorm, x: Tensor<3>) -> Tensor<3> {
+    if x.dtype() != DType::F16 {
+        return norm.forward(x);
+    }
+    cast_module(norm.clone(), FloatDType::F32)
+        .forward(x.cast(DType::F32))
+        .cast(DType::F16)
 }
 
 /// diffusers names for parts whose module path differs: `ff.net.0.proj` (GEGLU) and
@@ -672,9 +720,18 @@ pub struct LoadedUNet {
 
 /// Loads from a diffusers `unet/` folder (f32 or `.fp16` file).
 pub fn load_folder(dir: impl AsRef<Path>, device: &Device) -> Result<LoadedUNet, WeightsError> {
+    load_folder_as(dir, device, FloatDType::F32)
+}
+
+/// [`load_folder`] with the weights in `dtype` on the device (see [`load_files_as`]).
+pub fn load_folder_as(
+    dir: impl AsRef<Path>,
+    device: &Device,
+    dtype: FloatDType,
+) -> Result<LoadedUNet, WeightsError> {
     let comp = weights::component_files(&dir)?;
     let config = comp.validated_config(UNetConfig::validate)?;
-    load_files(&comp.open()?, config, device)
+    load_files_as(&comp.open()?, config, device, dtype)
 }
 
 pub fn load_files(
@@ -682,13 +739,26 @@ pub fn load_files(
     config: UNetConfig,
     device: &Device,
 ) -> Result<LoadedUNet, WeightsError> {
+    load_files_as(files, config, device, FloatDType::F32)
+}
+
+/// Loads with every weight converted to `dtype` on the host before it goes to the device (no
+/// f32 copy there for a half-precision model); the timestep embedding is then widened to
+/// f32, where [`UNet2DConditionModel::forward`] computes it.
+pub fn load_files_as(
+    files: &[SafetensorsFile],
+    config: UNetConfig,
+    device: &Device,
+    dtype: FloatDType,
+) -> Result<LoadedUNet, WeightsError> {
     let options = LoadOptions {
         remap: remap(),
+        float_dtype: Some(dtype),
         ..LoadOptions::default()
     };
     let (model, report) = load_module(UNet2DConditionModel::new(&config, device), files, &options)?;
     Ok(LoadedUNet {
-        model,
+        model: model.with_f32_time_embedding(),
         config,
         report,
     })

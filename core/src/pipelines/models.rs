@@ -62,10 +62,14 @@ impl SdModels {
         selected: &Selected,
     ) -> Result<Self, InpaintError> {
         let device = &selected.device;
+        let unet_dtype = selected.half.for_model(Model::Unet);
         let (u, scheduler_config) = match checkpoint {
-            Some(file) => (ldm::load_unet(file, device)?, SchedulerConfig::sd15()),
+            Some(file) => (
+                ldm::load_unet_as(file, device, unet_dtype)?,
+                SchedulerConfig::sd15(),
+            ),
             None => (
-                unet::load_folder(model_dir.join("unet"), device)?,
+                unet::load_folder_as(model_dir.join("unet"), device, unet_dtype)?,
                 scheduler_config(model_dir)?,
             ),
         };

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
 use burn::module::{Module, ModuleMapper, Param};
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{DType, FloatDType, Tensor, TensorData};
 use regex::Regex;
 
 use super::{SafetensorsFile, WeightsError};
@@ -96,6 +96,9 @@ pub struct LoadOptions {
     /// Check keys, shapes and dtypes only: no tensor data is read and the module keeps its
     /// (lazy, never materialised) initial parameters. `clearpaint weights check` uses this.
     pub dry_run: bool,
+    /// The float type parameters go to the device in (converted on the host, so a half-precision
+    /// model never has an f32 copy on the device); `None`: f32.
+    pub float_dtype: Option<FloatDType>,
 }
 
 /// A parameter whose file tensor has a different shape.
@@ -229,6 +232,7 @@ pub fn load_module<M: Module>(
         }
     }
     let mut loader = Loader {
+        dtype: options.float_dtype.unwrap_or(FloatDType::F32).into(),
         dry_run: options.dry_run,
         files,
         index,
@@ -300,6 +304,7 @@ impl ModulePath {
 }
 
 struct Loader<'a> {
+    dtype: DType,
     dry_run: bool,
     files: &'a [SafetensorsFile],
     index: HashMap<String, (usize, String)>,
@@ -423,7 +428,12 @@ impl ModuleMapper for Loader<'_> {
             values = t;
         }
         let device = param.lazy_device();
-        let tensor = Tensor::<D>::from_data(TensorData::new(values, model_shape), &device);
+        let data = TensorData::new(values, model_shape);
+        let tensor = if self.dtype == DType::F32 {
+            Tensor::<D>::from_data(data, &device)
+        } else {
+            Tensor::<D>::from_data(data.convert_dtype(self.dtype), (&device, self.dtype))
+        };
         self.report.loaded += 1;
         let id = param.id;
         param.transform_for_load(tensor, id)
