@@ -7,6 +7,7 @@ use std::time::Instant;
 use anyhow::Result;
 use clearpaint_core::classical::{Method, fill};
 use clearpaint_core::device::{self, DeviceChoice};
+use clearpaint_core::precision::{Half, Model};
 use image::{GrayImage, Luma, Rgba, RgbaImage};
 
 #[derive(clap::Args, Debug)]
@@ -77,6 +78,9 @@ fn model_workload(
         let _ = t.sum().into_scalar::<f32>();
     };
     let noise = |shape: [usize; 4]| Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), dev);
+    // At the run's precision, as a pipeline would load them.
+    let unet_dtype = selected.half.for_model(Model::Unet);
+    let dec_dtype = selected.half.for_model(Model::VaeDecoder);
     Ok(match name {
         "conv3x3" => {
             // The UNet's most common layer: 3x3 conv 320 -> 320 on 2x320x64x64 (15.1 GFLOP).
@@ -93,7 +97,7 @@ fn model_workload(
             let config: unet::UNetConfig = serde_json::from_str(include_str!(
                 "../../tools/reference/fixtures/unet_sd15_inpaint_config.json"
             ))?;
-            let model = unet::UNet2DConditionModel::new(&config, dev);
+            let model = unet::UNet2DConditionModel::new(&config, dev).with_dtype(unet_dtype);
             let x = noise([2, 9, 64, 64]);
             let ctx = Tensor::<3>::random([2, 77, 768], Distribution::Normal(0.0, 1.0), dev);
             timed(runs, || {
@@ -101,7 +105,10 @@ fn model_workload(
             })
         }
         "text-encoder" => {
-            let model = clip::ClipTextModel::new(&clip::ClipTextConfig::sd1(), dev);
+            let model = clearpaint_core::precision::cast_module(
+                clip::ClipTextModel::new(&clip::ClipTextConfig::sd1(), dev),
+                selected.half.for_model(Model::TextEncoder),
+            );
             let ids: Vec<i64> = (0..77).map(|i| (i * 613 % 49408) as i64).collect();
             let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [1, 77]), dev);
             timed(runs, || {
@@ -114,12 +121,14 @@ fn model_workload(
             timed(runs, || sync4(model.encode(x.clone()).mean))
         }
         "vae-decode" => {
-            let model = vae::AutoencoderKL::new(&vae::VaeConfig::sd1(), dev);
+            let model =
+                vae::AutoencoderKL::new(&vae::VaeConfig::sd1(), dev).with_decoder_dtype(dec_dtype);
             let z = noise([1, 4, 64, 64]);
             timed(runs, || sync4(model.decode(z.clone(), None)))
         }
         "asym-decode" => {
-            let model = vae::AutoencoderKL::new(&vae::VaeConfig::asymmetric_x1_5(), dev);
+            let model = vae::AutoencoderKL::new(&vae::VaeConfig::asymmetric_x1_5(), dev)
+                .with_decoder_dtype(dec_dtype);
             let z = noise([1, 4, 64, 64]);
             let image = noise([1, 3, 512, 512]).clamp(-1.0, 1.0);
             let mask = noise([1, 1, 512, 512]).greater_elem(0.0).float();
@@ -162,12 +171,14 @@ fn inpaint_workload(
     ))?;
     let clip_config = clip::ClipTextConfig::sd1();
     let sd = inpaint::SdModels {
-        unet: unet::UNet2DConditionModel::new(&config, dev),
+        unet: unet::UNet2DConditionModel::new(&config, dev)
+            .with_dtype(selected.half.for_model(Model::Unet)),
         unet_config: config,
         scheduler_config: clearpaint_core::schedulers::SchedulerConfig::sd15(),
         vae: None,
         asym_vae: Some((
-            vae::AutoencoderKL::new(&vae::VaeConfig::asymmetric_x1_5(), dev),
+            vae::AutoencoderKL::new(&vae::VaeConfig::asymmetric_x1_5(), dev)
+                .with_decoder_dtype(selected.half.for_model(Model::VaeDecoder)),
             vae::VaeConfig::asymmetric_x1_5(),
         )),
         device: dev.clone(),
@@ -176,7 +187,10 @@ fn inpaint_workload(
     };
     let models = InpaintModels {
         sd,
-        text_encoder: clip::ClipTextModel::new(&clip_config, dev),
+        text_encoder: clearpaint_core::precision::cast_module(
+            clip::ClipTextModel::new(&clip_config, dev),
+            selected.half.for_model(Model::TextEncoder),
+        ),
         tokenizer: clearpaint_core::models::tokenizer::ClipTokenizer::bundled(),
     };
     let img = RgbaImage::from_fn(512, 512, |x, y| {
@@ -227,7 +241,7 @@ fn model_bench(args: &BenchArgs, choice: DeviceChoice) -> Result<()> {
         "model workloads on {} ({threads} threads), {} run(s) after a warm-up",
         selected.description, args.runs
     );
-    println!("workload         median       min       max   peak RSS");
+    println!("workload         median       min       max   peak RSS   device memory (pools)");
     let mut results = Vec::new();
     for name in names {
         if name == "classical-photos" {
@@ -249,13 +263,21 @@ fn model_bench(args: &BenchArgs, choice: DeviceChoice) -> Result<()> {
             }
             continue;
         }
+        selected.device.memory_cleanup();
         let times = model_workload(name, args.runs, &selected.device, &selected)?;
         let (med, min, max) = stats(times.clone());
         let peak = peak_rss_mib();
+        // The device's pools keep their pages, so what they hold after the runs is the
+        // workload's high-water mark (weights + the largest activations at once).
+        let device_mib = (!selected.is_cpu)
+            .then(|| selected.device.memory_pool_usage())
+            .flatten()
+            .map(|u| u.bytes_reserved as f64 / (1u64 << 20) as f64);
+        let mib = |v: Option<f64>| v.map(|p| format!("{p:.0} MiB")).unwrap_or("n/a".into());
         println!(
-            "{name:14} {med:8.3}s {min:8.3}s {max:8.3}s   {}",
-            peak.map(|p| format!("{p:.0} MiB"))
-                .unwrap_or_else(|| "n/a".into())
+            "{name:14} {med:8.3}s {min:8.3}s {max:8.3}s   {}   {}",
+            mib(peak),
+            mib(device_mib)
         );
         // Where the time went (clearpaint's own CPU kernels; zero on wgpu).
         let ops = clearpaint_core::cpu::take_op_times();
@@ -282,6 +304,8 @@ fn model_bench(args: &BenchArgs, choice: DeviceChoice) -> Result<()> {
             "min_s": min,
             "max_s": max,
             "peak_rss_mib": peak,
+            "device_reserved_mib": device_mib,
+            "precision": if selected.half == Half::On { "f16" } else { "f32" },
         }));
     }
     if let Some(path) = &args.json {

@@ -31,7 +31,8 @@ struct Cli {
     device: DeviceChoice,
 
     /// Float precision: auto (f16 on a GPU with shader-f16, for the models checked in it: the
-    /// UNet and the VAE decoders so far; f32 on the CPU), f32, f16 (GPU only).
+    /// UNet, the text encoder and the VAE decoders so far; f32 on the CPU), f32, f16 (GPU
+    /// only).
     #[arg(long, global = true, env = PRECISION_ENV, value_parser = parse_precision, default_value = "auto")]
     precision: Precision,
 
@@ -171,7 +172,7 @@ fn precisions(choice: DeviceChoice, adapters: &[device::AdapterInfo]) {
     for p in Precision::ALL {
         let gives = match p.resolve(&selected) {
             Ok(clearpaint_core::precision::Half::On) => {
-                "f16 for the UNet and the VAE decoders (checked against diffusers' fp16), f32 for the rest"
+                "f16 for the UNet, text encoder and VAE decoders (checked against diffusers' fp16), f32 for the rest"
                     .to_string()
             }
             Ok(clearpaint_core::precision::Half::Off) => "f32".to_string(),

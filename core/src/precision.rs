@@ -95,7 +95,7 @@ impl Selected {
         self.half = precision.resolve(&self)?;
         if self.half == Half::On {
             self.description
-                .push_str(", f16 where checked (the UNet and the VAE decoders)");
+                .push_str(", f16 where checked (UNet, text encoder, VAE decoders)");
         }
         Ok(self)
     }
@@ -115,18 +115,21 @@ pub enum Model {
     VaeDecoder,
     /// The denoising UNet (its timestep embedding stays in f32).
     Unet,
-    /// Every other network (the text and image encoders, AU-GAN: still f32 at every precision).
+    /// The CLIP text encoder.
+    TextEncoder,
+    /// Every other network (the VAE encoder, Paint-by-Example's image encoder, AU-GAN: still
+    /// f32 at every precision).
     Other,
 }
 
 impl Half {
     /// The float type `model` runs in. Half precision is used only for models checked in it
     /// against their reference (`core/tests/half_parity.rs`: within diffusers' own fp16
-    /// error): the VAE decoders and the UNet so far. Their statistics (GroupNorm, LayerNorm)
+    /// error): the VAE decoders, the UNet and the text encoder so far. Their statistics (GroupNorm, LayerNorm)
     /// and products stay in f32, and a decode that overflows is redone in f32 by the caller.
     pub fn for_model(self, model: Model) -> FloatDType {
         match (self, model) {
-            (Half::On, Model::VaeDecoder | Model::Unet) => FloatDType::F16,
+            (Half::On, Model::VaeDecoder | Model::Unet | Model::TextEncoder) => FloatDType::F16,
             _ => FloatDType::F32,
         }
     }
@@ -211,6 +214,7 @@ mod tests {
     fn only_checked_models_go_half() {
         assert_eq!(Half::On.for_model(Model::VaeDecoder), FloatDType::F16);
         assert_eq!(Half::On.for_model(Model::Unet), FloatDType::F16);
+        assert_eq!(Half::On.for_model(Model::TextEncoder), FloatDType::F16);
         assert_eq!(Half::On.for_model(Model::Other), FloatDType::F32);
         assert_eq!(Half::Off.for_model(Model::VaeDecoder), FloatDType::F32);
     }

@@ -2,11 +2,12 @@
 //! output's error is held to at most twice diffusers' own fp16 error against the same f32
 //! reference on the same inputs (`tools/reference/make_half_fixtures.py`). The VAE decoders
 //! (SD's KL decoder and the asymmetric mask-conditioned one, tiny and at the x-1-5 widths) and
-//! the UNet (tiny, both projection kinds, and the real SD 1.5 inpainting widths).
+//! the UNet (tiny, both projection kinds, and the real SD 1.5 inpainting widths), and the CLIP
+//! text encoder (tiny; against transformers' fp16).
 
 use burn::tensor::{DType, Device, FloatDType, Tensor};
-use clearpaint_core::models::unet;
 use clearpaint_core::models::vae::{self, AutoencoderKL, VaeConfig};
+use clearpaint_core::models::{clip, unet};
 use clearpaint_core::testing::{
     TestDevice, fixture, load_tensor, rel_err, test_devices, to_vec, write_formula_weights,
     write_sd15_inpaint_unet,
@@ -26,10 +27,10 @@ fn check_half(what: &str, ours: Tensor<4>, io: &SafetensorsFile, key: &str, half
     check_half_in("half_vae.safetensors", what, ours, io, key, half_key)
 }
 
-fn check_half_in(
+fn check_half_in<const D: usize>(
     refs: &str,
     what: &str,
-    ours: Tensor<4>,
+    ours: Tensor<D>,
     io: &SafetensorsFile,
     key: &str,
     half_key: &str,
@@ -43,12 +44,12 @@ fn check_half_in(
     let ours = to_vec(ours);
     assert!(ours.iter().all(|v| v.is_finite()), "{what}: non-finite");
     let err = rel_err(&ours, &reference);
-    eprintln!("{what}: f16 rel err {err:.3e}, diffusers fp16 {bound:.3e}");
+    eprintln!("{what}: f16 rel err {err:.3e}, reference fp16 {bound:.3e}");
     // Really half precision: an f32 decode is ~1e-6 off, f16 ~1e-3.
     assert!(err > 1e-5, "{what}: error {err:.1e} is f32's, not f16's");
     assert!(
         err <= 2.0 * bound,
-        "{what}: f16 error {err:.3e} exceeds twice diffusers' fp16 error {bound:.3e}"
+        "{what}: f16 error {err:.3e} exceeds twice the reference's own fp16 error {bound:.3e}"
     );
 }
 
@@ -188,5 +189,32 @@ fn unets_in_f16_are_as_close_as_diffusers_fp16() {
         &io,
         "y",
         "sd15_y",
+    );
+}
+
+#[test]
+fn text_encoder_in_f16_is_as_close_as_transformers_fp16() {
+    let dev = gpu();
+    let io = SafetensorsFile::open(fixture("clip_tiny_io.safetensors")).unwrap();
+    let ids: Vec<Vec<u32>> = io
+        .read_ints("input_ids")
+        .unwrap()
+        .chunks(77)
+        .map(|c| c.iter().map(|&v| v as u32).collect())
+        .collect();
+    let m = clip::load_folder_as(fixture("clip_tiny"), &dev.device, FloatDType::F16)
+        .unwrap()
+        .model;
+    assert_eq!(m.dtype(), DType::F16);
+    let out = m.forward(clip::ids_tensor(&ids, &dev.device));
+    assert_eq!(out.dtype(), DType::F32);
+    let key = "last_hidden_state";
+    check_half_in(
+        "half_clip.safetensors",
+        "CLIP text encoder",
+        out,
+        &io,
+        key,
+        key,
     );
 }

@@ -10,6 +10,7 @@ measures diffusers' own fp16 error against the f32 output and holds ours to at m
   fixtures/half_unet.safetensors  the UNets of make_unet_clip_fixtures.py:
       inpaint_y_8, inpaint_y_odd, linear_y_8, linear_y_odd (tiny), sd15_y (real SD 1.5
       inpainting widths, formula weights)
+  fixtures/half_clip.safetensors  last_hidden_state of the tiny CLIP text encoder
 
 Run from any directory: python3 tools/reference/make_half_fixtures.py
 """
@@ -77,6 +78,18 @@ def main():
         print(f"x15.{k}: diffusers fp16 rel err {rel(v, io[k]):.3e}")
     save_file({k: v.contiguous() for k, v in res.items()}, os.path.join(OUT, "half_vae.safetensors"))
     unets()
+    text_encoder()
+
+
+def text_encoder():
+    from transformers import CLIPTextModel
+
+    io = load_file(os.path.join(OUT, "clip_tiny_io.safetensors"))
+    m = CLIPTextModel.from_pretrained(os.path.join(OUT, "clip_tiny")).to(torch.float16).eval()
+    with torch.no_grad():
+        out = m(input_ids=io["input_ids"].long()).last_hidden_state.float()
+    print(f"clip last_hidden_state: transformers fp16 rel err {rel(out, io['last_hidden_state']):.3e}")
+    save_file({"last_hidden_state": out.contiguous()}, os.path.join(OUT, "half_clip.safetensors"))
 
 
 def unets():

@@ -10,8 +10,8 @@
 //! 0.94-0.98x. Softmax over thousands of pixels is the other place f16 is known to break.
 
 use burn::module::Param;
-use burn::nn::Linear;
 use burn::nn::conv::Conv2d;
+use burn::nn::{LayerNorm, Linear};
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{DType, Tensor};
 
@@ -47,4 +47,15 @@ pub(super) fn attention(q: &Tensor<4>, k: &Tensor<4>, v: &Tensor<4>) -> Tensor<4
         AttentionModuleOptions::default(),
     )
     .cast(DType::F16)
+}
+
+/// LayerNorm; for f16 `x` computed in f32 (its statistics), the result cast back to f16.
+pub fn layer_norm<const D: usize>(norm: &LayerNorm, x: Tensor<D>) -> Tensor<D> {
+    if x.dtype() != DType::F16 {
+        return norm.forward(x);
+    }
+    let mut n = norm.clone();
+    n.gamma = f32_param(&norm.gamma);
+    n.beta = norm.beta.as_ref().map(f32_param);
+    n.forward(x.cast(DType::F32)).cast(DType::F16)
 }

@@ -66,6 +66,7 @@ mod winograd;
 
 pub use attention::attention;
 pub use conv::{conv2d, conv2d_f32};
+pub use half::layer_norm;
 pub use linear::{geglu, gelu_erf, linear};
 pub use norm::group_norm_silu;
 

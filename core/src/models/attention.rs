@@ -4,9 +4,9 @@
 //! of SD 1.5's first block would be 1 GiB. Backends with a flash kernel never materialise it
 //! at all; slicing keeps the others (and lavapipe's 128 MiB bindings) within bounds.
 
-use burn::tensor::Tensor;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::{DType, Tensor};
 
 /// Largest score matrix one attention call may need.
 pub const SCORE_BUDGET_BYTES: usize = 64 << 20;
@@ -24,6 +24,11 @@ pub fn sdpa_within(
     causal: bool,
     budget: usize,
 ) -> Tensor<4> {
+    if q.dtype() == DType::F16 {
+        // Softmax over f16 scores loses the small weights: computed in f32, returned in f16.
+        let f = |t: Tensor<4>| t.cast(DType::F32);
+        return sdpa_within(f(q), f(k), f(v), causal, budget).cast(DType::F16);
+    }
     if !causal {
         // The flex backend's own kernel needs no slicing (it works in 128-query blocks).
         if let Some(out) = crate::cpu::attention(&q, &k, &v) {

@@ -11,11 +11,12 @@ use std::path::Path;
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::activation::{gelu, sigmoid};
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{DType, Device, FloatDType, Int, Tensor, TensorData};
 use serde::Deserialize;
 
 use super::attention::{merge_heads, sdpa, split_heads};
-use crate::cpu::linear;
+use crate::cpu::{layer_norm, linear};
+use crate::precision::as_dtype;
 use crate::weights::{
     self, KeyRemap, LoadOptions, LoadReport, SafetensorsFile, WeightsError, load_module,
 };
@@ -141,7 +142,7 @@ impl ClipEncoder {
     pub fn forward(&self, mut x: Tensor<3>, n: usize, causal: bool, quick_gelu: bool) -> Tensor<3> {
         for layer in &self.layers[..n.min(self.layers.len())] {
             let r = x.clone();
-            let h = layer.layer_norm1.forward(x);
+            let h = layer_norm(&layer.layer_norm1, x);
             let a = &layer.self_attn;
             let q = split_heads(linear(&a.q_proj, h.clone()), a.heads);
             let k = split_heads(linear(&a.k_proj, h.clone()), a.heads);
@@ -149,7 +150,7 @@ impl ClipEncoder {
             let o = linear(&a.out_proj, merge_heads(sdpa(q, k, v, causal)));
             x = r + o;
             let r = x.clone();
-            let h = linear(&layer.mlp.fc1, layer.layer_norm2.forward(x));
+            let h = linear(&layer.mlp.fc1, layer_norm(&layer.layer_norm2, x));
             let h = if quick_gelu {
                 h.clone() * sigmoid(h * 1.702)
             } else {
@@ -238,22 +239,29 @@ impl ClipTextModel {
     }
 
     /// The token embeddings `[B, T, D]` of ids `[B, T]` (before the position embedding): where
-    /// textual-inversion vectors replace rows.
+    /// textual-inversion vectors replace rows. Always f32, whatever the model's precision.
     pub fn token_embeddings(&self, ids: Tensor<2, Int>) -> Tensor<3> {
-        self.embeddings.token_embedding.forward(ids)
+        as_dtype(self.embeddings.token_embedding.forward(ids), DType::F32)
     }
 
-    /// [`forward_hidden`](Self::forward_hidden) from token embeddings `[B, T, D]`.
+    /// [`forward_hidden`](Self::forward_hidden) from token embeddings `[B, T, D]`, in the
+    /// model's precision (see [`load_files_as`]); the result is f32.
     pub fn forward_tokens(&self, tokens: Tensor<3>, skip: usize) -> Tensor<3> {
         let [b, t, _] = tokens.dims();
         let device = tokens.device();
         let pos: Tensor<2, Int> = Tensor::<1, Int>::arange(0..t as i64, &device)
             .reshape([1, t])
             .repeat_dim(0, b);
+        let tokens = as_dtype(tokens, self.dtype());
         let x = tokens + self.embeddings.position_embedding.forward(pos);
         let n = self.encoder.layers.len().saturating_sub(skip);
         let x = self.encoder.forward(x, n, true, self.quick_gelu);
-        self.final_layer_norm.forward(x)
+        as_dtype(layer_norm(&self.final_layer_norm, x), DType::F32)
+    }
+
+    /// The float type the model computes in.
+    pub fn dtype(&self) -> DType {
+        self.embeddings.token_embedding.weight.val().dtype()
     }
 }
 
@@ -281,9 +289,18 @@ pub struct LoadedClip {
 
 /// Loads from a transformers folder (`text_encoder/`: config.json + model.safetensors).
 pub fn load_folder(dir: impl AsRef<Path>, device: &Device) -> Result<LoadedClip, WeightsError> {
+    load_folder_as(dir, device, FloatDType::F32)
+}
+
+/// [`load_folder`] with the weights in `dtype` on the device.
+pub fn load_folder_as(
+    dir: impl AsRef<Path>,
+    device: &Device,
+    dtype: FloatDType,
+) -> Result<LoadedClip, WeightsError> {
     let comp = weights::component_files(&dir)?;
     let config = comp.validated_config(ClipTextConfig::validate)?;
-    load_files(&comp.open()?, config, device)
+    load_files_as(&comp.open()?, config, device, dtype)
 }
 
 /// Loads weights (either naming) into a model built from `config`.
@@ -292,8 +309,20 @@ pub fn load_files(
     config: ClipTextConfig,
     device: &Device,
 ) -> Result<LoadedClip, WeightsError> {
+    load_files_as(files, config, device, FloatDType::F32)
+}
+
+/// [`load_files`] with the weights converted to `dtype` on the host (in f16 the LayerNorm
+/// statistics, products and softmax are still computed in f32; see `crate::cpu::half`).
+pub fn load_files_as(
+    files: &[SafetensorsFile],
+    config: ClipTextConfig,
+    device: &Device,
+    dtype: FloatDType,
+) -> Result<LoadedClip, WeightsError> {
     let options = LoadOptions {
         remap: remap(),
+        float_dtype: Some(dtype),
         ..LoadOptions::default()
     };
     let (model, report) = load_module(ClipTextModel::new(&config, device), files, &options)?;

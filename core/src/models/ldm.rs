@@ -416,11 +416,24 @@ pub fn load_text_encoder(
     file: &SafetensorsFile,
     device: &Device,
 ) -> Result<LoadedClip, WeightsError> {
+    load_text_encoder_as(file, device, FloatDType::F32)
+}
+
+/// [`load_text_encoder`] with the weights in `dtype` on the device.
+pub fn load_text_encoder_as(
+    file: &SafetensorsFile,
+    device: &Device,
+    dtype: FloatDType,
+) -> Result<LoadedClip, WeightsError> {
     let config = text_config(file)?;
+    let options = LoadOptions {
+        float_dtype: Some(dtype),
+        ..options(text_remap())
+    };
     let (model, report) = load_module(
         clip::ClipTextModel::new(&config, device),
         std::slice::from_ref(file),
-        &options(text_remap()),
+        &options,
     )?;
     Ok(LoadedClip {
         model,

@@ -8,7 +8,7 @@
 use crate::kernels::group_norm_silu_expect as gn_silu;
 use std::path::Path;
 
-use crate::cpu::{conv2d, linear};
+use crate::cpu::{conv2d, layer_norm, linear};
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{
@@ -692,16 +692,6 @@ impl UNet2DConditionModel {
         self.time_embedding = cast_module(self.time_embedding, FloatDType::F32);
         self
     }
-}
-
-/// LayerNorm; in f16 computed in f32 (its statistics), the result cast back.
-fn layer_norm(norm: &LayerNorm, x: Tensor<3>) -> Tensor<3> {
-    if x.dtype() != DType::F16 {
-        return norm.forward(x);
-    }
-    cast_module(norm.clone(), FloatDType::F32)
-        .forward(x.cast(DType::F32))
-        .cast(DType::F16)
 }
 
 /// diffusers names for parts whose module path differs: `ff.net.0.proj` (GEGLU) and

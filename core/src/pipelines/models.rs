@@ -113,13 +113,14 @@ impl InpaintModels {
     ) -> Result<Self, InpaintError> {
         let device = &selected.device;
         let checkpoint = open_model_path(model_dir, "text_encoder")?;
+        let text_dtype = selected.half.for_model(Model::TextEncoder);
         let (c, tokenizer) = match &checkpoint {
             Some(file) => (
-                ldm::load_text_encoder(file, device)?,
+                ldm::load_text_encoder_as(file, device, text_dtype)?,
                 ClipTokenizer::bundled(),
             ),
             None => (
-                clip::load_folder(model_dir.join("text_encoder"), device)?,
+                clip::load_folder_as(model_dir.join("text_encoder"), device, text_dtype)?,
                 ClipTokenizer::from_folder_or_bundled(Some(&model_dir.join("tokenizer")))?,
             ),
         };
