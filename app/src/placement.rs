@@ -22,10 +22,5 @@ pub fn precision() -> Precision {
 
 /// The device for `choice`, at the chosen precision.
 pub fn select(choice: DeviceChoice) -> Result<Selected> {
-    at_precision(device::select(choice)?)
-}
-
-/// `selected` at the chosen precision.
-pub fn at_precision(selected: Selected) -> Result<Selected> {
-    Ok(selected.with_precision(precision())?)
+    Ok(device::select(choice)?.with_precision(precision())?)
 }

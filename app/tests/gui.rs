@@ -121,6 +121,26 @@ fn a_missing_model_is_an_error_in_the_window() {
 }
 
 #[test]
+fn precision_is_a_setting_and_f16_on_the_cpu_is_an_error_in_the_window() {
+    let mut app = opened_with_mask();
+    app.settings.engine = EngineChoice::Diffusion;
+    app.settings.model_dir = assets()
+        .join("../tools/reference/fixtures/tiny_sd_inpaint9")
+        .display()
+        .to_string();
+    app.settings.device = clearpaint_core::device::DeviceChoice::Cpu;
+    app.settings.precision = clearpaint_core::precision::Precision::F16;
+    let h = run_to_the_end(app);
+    assert!(h.query_by_label_contains("Precision").is_some());
+    let err = h.state().error.clone().expect("an error");
+    assert!(err.contains("f16") && err.contains("CPU"), "{err}");
+    assert!(
+        h.state().editor.as_ref().unwrap().before.is_none(),
+        "no result"
+    );
+}
+
+#[test]
 fn a_broken_model_under_auto_is_an_error_not_a_classical_fill() {
     let dir = tempfile::tempdir().unwrap();
     let src = assets().join("../tools/reference/fixtures/tiny_sd_inpaint9");

@@ -12,6 +12,7 @@ use clearpaint_core::device::{self, DeviceChoice};
 use clearpaint_core::imaging;
 use clearpaint_core::pipelines::inpaint::InpaintRequest;
 use clearpaint_core::pipelines::outpaint::Prefill;
+use clearpaint_core::precision::Precision;
 use eframe::egui;
 use image::RgbaImage;
 
@@ -82,6 +83,8 @@ pub struct Settings {
     pub engine: EngineChoice,
     pub request: InpaintRequest,
     pub device: DeviceChoice,
+    /// Float precision of the models (`--precision` at start-up; changeable per run).
+    pub precision: Precision,
     /// The mask overlay's colour (alpha = its opacity).
     pub mask_colour: egui::Color32,
     /// Outpaint: pixels a side grows by, and what the new border starts as.
@@ -104,6 +107,7 @@ impl Default for Settings {
                 ..Default::default()
             },
             device: DeviceChoice::Auto,
+            precision: Precision::Auto,
             mask_colour: egui::Color32::from_rgba_unmultiplied(255, 40, 60, 110),
             extend_px: 128,
             extend_fill: Prefill::Edge,

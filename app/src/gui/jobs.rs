@@ -185,11 +185,13 @@ fn run_job(
         ));
     }
     let selected = match shared {
-        Some(s) if settings.device != DeviceChoice::Cpu => s,
-        _ => match crate::placement::select(settings.device) {
-            Ok(s) => s,
-            Err(e) => return JobResult::Failed(format!("{e:#}")),
-        },
+        Some(s) if settings.device != DeviceChoice::Cpu => Ok(s),
+        _ => device::select(settings.device),
+    };
+    let selected = match selected.map(|s| s.with_precision(settings.precision)) {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return JobResult::Failed(e.to_string()),
+        Err(e) => return JobResult::Failed(e.to_string()),
     };
     let vae = settings.vae_dir.trim();
     let mut req = settings.request.clone();

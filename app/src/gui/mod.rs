@@ -120,13 +120,6 @@ fn shared_gpu(
                 shader_f16: a.shader_f16,
                 half: clearpaint_core::precision::Half::Off,
             };
-            let selected = match crate::placement::at_precision(selected) {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("warning: {e:#}");
-                    return None;
-                }
-            };
             let existing = eframe::egui_wgpu::WgpuSetupExisting {
                 instance: setup.instance,
                 adapter: setup.adapter,
@@ -157,6 +150,7 @@ pub fn run(image: Option<std::path::PathBuf>, choice: device::DeviceChoice) -> R
         prefs::Prefs::load(&p).apply(&mut app);
     }
     app.settings.device = choice;
+    app.settings.precision = crate::placement::precision();
     if let Some(p) = image {
         app.path_input = p.display().to_string();
         app.open_path(&p);

@@ -4,6 +4,7 @@
 use std::sync::atomic::Ordering;
 
 use clearpaint_core::pipelines::inpaint::{DecoderChoice, MaskMode, Region, WorkingSize};
+use clearpaint_core::precision::Precision;
 use clearpaint_core::schedulers::SchedulerKind;
 use eframe::egui;
 
@@ -28,6 +29,19 @@ impl ClearpaintApp {
             ui.color_edit_button_srgba(&mut self.settings.mask_colour)
                 .labelled_by(l_colour.id);
         });
+        let s = &mut self.settings;
+        egui::ComboBox::from_label("Precision")
+            .selected_text(s.precision.name())
+            .show_ui(ui, |ui| {
+                for p in Precision::ALL {
+                    ui.selectable_value(&mut s.precision, p, p.name());
+                }
+            })
+            .response
+            .on_hover_text(
+                "auto: f16 on a GPU with shader-f16 (half the memory), f32 on the CPU; \
+                 f16 needs a GPU. In f16: UNet, text encoder, VAE decoders",
+            );
     }
 
     /// The mode row and what the mode takes: the prompts, Generate's size, the exemplar.
