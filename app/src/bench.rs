@@ -26,6 +26,10 @@ pub struct BenchArgs {
     /// Also write the results as JSON.
     #[arg(long, value_name = "FILE")]
     pub json: Option<std::path::PathBuf>,
+    /// The tiny fixture models at 8x8 latents (other workloads: their models at 8x8 latents),
+    /// to check a benchmark script end to end on a slow device, not to time anything.
+    #[arg(long)]
+    pub small: bool,
 }
 
 /// The model workloads, in order.
@@ -50,7 +54,7 @@ fn peak_rss_mib() -> Option<f64> {
 
 /// Runs `f` once to warm up, then `runs` times; seconds per run. `runs` = 0: one cold run,
 /// no warm-up (for the workloads that take many minutes).
-fn timed(runs: usize, mut f: impl FnMut()) -> Vec<f64> {
+pub(crate) fn timed(runs: usize, mut f: impl FnMut()) -> Vec<f64> {
     if runs > 0 {
         f();
     }
@@ -71,7 +75,9 @@ fn model_workload(
     runs: usize,
     dev: &burn::tensor::Device,
     selected: &device::Selected,
+    lat: usize,
 ) -> Result<Vec<f64>> {
+    let px = 8 * lat;
     use burn::tensor::{Distribution, Int, Tensor, TensorData};
     use clearpaint_core::models::{augan, clip, unet, vae};
     let sync4 = |t: Tensor<4>| {
@@ -87,7 +93,7 @@ fn model_workload(
             let conv = burn::nn::conv::Conv2dConfig::new([320, 320], [3, 3])
                 .with_padding(burn::nn::PaddingConfig2d::Explicit(1, 1, 1, 1))
                 .init(dev);
-            let x = noise([2, 320, 64, 64]);
+            let x = noise([2, 320, lat, lat]);
             timed(runs, || {
                 sync4(clearpaint_core::cpu::conv2d(&conv, x.clone()))
             })
@@ -98,7 +104,7 @@ fn model_workload(
                 "../../tools/reference/fixtures/unet_sd15_inpaint_config.json"
             ))?;
             let model = unet::UNet2DConditionModel::new(&config, dev).with_dtype(unet_dtype);
-            let x = noise([2, 9, 64, 64]);
+            let x = noise([2, 9, lat, lat]);
             let ctx = Tensor::<3>::random([2, 77, 768], Distribution::Normal(0.0, 1.0), dev);
             timed(runs, || {
                 sync4(model.forward(x.clone(), &[500.0, 500.0], &ctx))
@@ -117,21 +123,21 @@ fn model_workload(
         }
         "vae-encode" => {
             let model = vae::AutoencoderKL::new(&vae::VaeConfig::sd1(), dev);
-            let x = noise([1, 3, 512, 512]).clamp(-1.0, 1.0);
+            let x = noise([1, 3, px, px]).clamp(-1.0, 1.0);
             timed(runs, || sync4(model.encode(x.clone()).mean))
         }
         "vae-decode" => {
             let model =
                 vae::AutoencoderKL::new(&vae::VaeConfig::sd1(), dev).with_decoder_dtype(dec_dtype);
-            let z = noise([1, 4, 64, 64]);
+            let z = noise([1, 4, lat, lat]);
             timed(runs, || sync4(model.decode(z.clone(), None)))
         }
         "asym-decode" => {
             let model = vae::AutoencoderKL::new(&vae::VaeConfig::asymmetric_x1_5(), dev)
                 .with_decoder_dtype(dec_dtype);
-            let z = noise([1, 4, 64, 64]);
-            let image = noise([1, 3, 512, 512]).clamp(-1.0, 1.0);
-            let mask = noise([1, 1, 512, 512]).greater_elem(0.0).float();
+            let z = noise([1, 4, lat, lat]);
+            let image = noise([1, 3, px, px]).clamp(-1.0, 1.0);
+            let mask = noise([1, 1, px, px]).greater_elem(0.0).float();
             timed(runs, || {
                 sync4(model.decode(z.clone(), Some((image.clone(), mask.clone()))))
             })
@@ -149,7 +155,7 @@ fn model_workload(
                 sync4(out.image);
             })
         }
-        "inpaint-20" => inpaint_workload(runs, dev, selected)?,
+        "inpaint-20" => inpaint_workload(runs, dev, selected, px as u32)?,
         other => anyhow::bail!(
             "unknown workload '{other}' (one of: {}, all)",
             WORKLOADS.join(", ")
@@ -163,6 +169,7 @@ fn inpaint_workload(
     runs: usize,
     dev: &burn::tensor::Device,
     selected: &device::Selected,
+    px: u32,
 ) -> Result<Vec<f64>> {
     use clearpaint_core::models::{clip, unet, vae};
     use clearpaint_core::pipelines::inpaint::{self, DecoderChoice, InpaintModels, InpaintRequest};
@@ -193,11 +200,12 @@ fn inpaint_workload(
         ),
         tokenizer: clearpaint_core::models::tokenizer::ClipTokenizer::bundled(),
     };
-    let img = RgbaImage::from_fn(512, 512, |x, y| {
+    let img = RgbaImage::from_fn(px, px, |x, y| {
         Rgba([(x / 2) as u8, (y / 2) as u8, 128, 255])
     });
-    let mask = GrayImage::from_fn(512, 512, |x, y| {
-        Luma([if (128..384).contains(&x) && (128..384).contains(&y) {
+    let (lo, hi) = (px / 4, 3 * px / 4);
+    let mask = GrayImage::from_fn(px, px, |x, y| {
+        Luma([if (lo..hi).contains(&x) && (lo..hi).contains(&y) {
             255
         } else {
             0
@@ -208,6 +216,7 @@ fn inpaint_workload(
         steps: 20,
         decoder: DecoderChoice::Asymmetric,
         region: inpaint::Region::Full,
+        size: clearpaint_core::pipelines::region::WorkingSize::Exact(px, px),
         ..Default::default()
     };
     let cancel = clearpaint_core::progress::CancelToken::new();
@@ -264,7 +273,13 @@ fn model_bench(args: &BenchArgs, choice: DeviceChoice) -> Result<()> {
             continue;
         }
         selected.device.memory_cleanup();
-        let times = model_workload(name, args.runs, &selected.device, &selected)?;
+        let times =
+            match args.small {
+                true => crate::bench_small::workload(name, args.runs, &selected).unwrap_or_else(
+                    || model_workload(name, args.runs, &selected.device, &selected, 8),
+                )?,
+                false => model_workload(name, args.runs, &selected.device, &selected, 64)?,
+            };
         let (med, min, max) = stats(times.clone());
         let peak = peak_rss_mib();
         // The device's pools keep their pages, so what they hold after the runs is the
@@ -306,6 +321,7 @@ fn model_bench(args: &BenchArgs, choice: DeviceChoice) -> Result<()> {
             "peak_rss_mib": peak,
             "device_reserved_mib": device_mib,
             "precision": if selected.half == Half::On { "f16" } else { "f32" },
+            "small": args.small,
         }));
     }
     if let Some(path) = &args.json {

@@ -11,6 +11,7 @@ use clearpaint_core::precision::{PRECISION_ENV, Precision};
 mod batch;
 mod bench;
 mod bench_quality;
+mod bench_small;
 mod generate;
 mod inpaint;
 mod weather;

@@ -1,18 +1,14 @@
 //! `--precision` end to end: the tiny inpainting pipeline with the asymmetric decoder on wgpu
 //! (lavapipe here) in f16 and in f32, and the refusals where f16 cannot run.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use image::{GrayImage, Luma, Rgba, RgbaImage};
 
-fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tools/reference/fixtures")
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+#[allow(dead_code)]
+mod common;
+use common::{fixtures, s};
 
 fn clearpaint(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_clearpaint"))

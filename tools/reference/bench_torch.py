@@ -3,6 +3,11 @@ transformers, with the same shapes, random weights and thread count. One workloa
 (so the peak resident memory is that workload's):
 
     .venv/bin/python bench_torch.py --workload unet-step --runs 3 --threads 2 --json out.json
+    python3 bench_torch.py --workload unet-step --device cuda --dtype fp16   # a GPU (eager, SDPA)
+
+--small runs the tiny fixture models (fixtures/tiny_sd_inpaint9, vae_kl_tiny, vae_asym_tiny)
+at 8x8 latents, as `clearpaint bench --small` (to check a script end to end); --dtype fp16 loads the modules in torch.float16 (as
+`torch_dtype=torch.float16`), inputs too.
 
 Workloads (as in app/src/bench.rs):
   conv3x3       one 3x3 conv 320 -> 320 on 2x320x64x64 (15.1 GFLOP), the UNet's commonest layer
@@ -65,37 +70,93 @@ def text_encoder():
     )).eval()
 
 
-def workload(name):
+def small_workload(name, on, t, g):
+    """The tiny fixture models at 8x8 latents (as app/src/bench_small.rs)."""
+    from diffusers import AsymmetricAutoencoderKL, AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextModel
+    fx = os.path.join(HERE, "fixtures")
+    pipe_dir = os.path.join(fx, "tiny_sd_inpaint9")
+    if name == "unet-step":
+        unet = on(UNet2DConditionModel.from_pretrained(os.path.join(pipe_dir, "unet")).eval())
+        x, ctx = t(torch.randn(2, 9, 8, 8, generator=g)), t(torch.randn(2, 77, 16, generator=g))
+        ts = t(torch.tensor([500, 500]))
+        return lambda: unet(x, ts, encoder_hidden_states=ctx).sample
+    if name == "text-encoder":
+        te = on(CLIPTextModel.from_pretrained(os.path.join(pipe_dir, "text_encoder")).eval())
+        ids = t(torch.tensor([[(i * 61) % 526 for i in range(77)]]))
+        return lambda: te(ids).last_hidden_state
+    if name in ("vae-decode", "asym-decode"):
+        cls, d = ((AutoencoderKL, "vae_kl_tiny") if name == "vae-decode"
+                  else (AsymmetricAutoencoderKL, "vae_asym_tiny"))
+        vae = on(cls.from_pretrained(os.path.join(fx, d)).eval())
+        px = 8 * 2 ** (len(vae.config.block_out_channels if name == "vae-decode"
+                           else vae.config.up_block_out_channels) - 1)
+        z = t(torch.randn(1, 4, 8, 8, generator=g))
+        if name == "vae-decode":
+            return lambda: vae.decode(z).sample
+        image = t(torch.rand(1, 3, px, px, generator=g) * 2 - 1)
+        mask = t((torch.rand(1, 1, px, px, generator=g) > 0.5).float())
+        return lambda: vae.decode(z, image=image, mask=mask).sample
+    if name == "inpaint-20":
+        from diffusers import StableDiffusionInpaintPipeline
+        from PIL import Image
+        vae = AsymmetricAutoencoderKL.from_pretrained(os.path.join(fx, "vae_asym_tiny"))
+        pipe = StableDiffusionInpaintPipeline.from_pretrained(
+            pipe_dir, vae=vae, safety_checker=None, feature_extractor=None,
+            requires_safety_checker=False)
+        pipe = on(pipe)
+        pipe.set_progress_bar_config(disable=True)
+        img = Image.new("RGB", (64, 64), (120, 90, 60))
+        mask = Image.new("L", (64, 64), 0)
+        mask.paste(255, (16, 16, 48, 48))
+        return lambda: pipe("a red barn", image=img, mask_image=mask, num_inference_steps=20,
+                            height=64, width=64, output_type="np")
+    return None
+
+
+def workload(name, device="cpu", dtype=torch.float32, lat=64):
     """Returns a zero-argument function that runs the workload once."""
     g = torch.Generator().manual_seed(0)
+    px = 8 * lat
+
+    def on(m):
+        return m.to(device=device, dtype=dtype)
+
+    def t(x):
+        return x.to(device=device, dtype=dtype if x.is_floating_point() else x.dtype)
+
+    if lat == 8:
+        small = small_workload(name, on, t, g)
+        if small is not None:
+            return small
     if name == "conv3x3":
-        conv = torch.nn.Conv2d(320, 320, 3, padding=1)
-        x = torch.randn(2, 320, 64, 64, generator=g)
+        conv = on(torch.nn.Conv2d(320, 320, 3, padding=1))
+        x = t(torch.randn(2, 320, lat, lat, generator=g))
         return lambda: conv(x)
     if name == "unet-step":
         from diffusers import UNet2DConditionModel
-        unet = UNet2DConditionModel(**unet_config()).eval()
-        x = torch.randn(2, 9, 64, 64, generator=g)
-        ctx = torch.randn(2, 77, 768, generator=g)
-        t = torch.tensor([500, 500])
-        return lambda: unet(x, t, encoder_hidden_states=ctx).sample
+        unet = on(UNet2DConditionModel(**unet_config()).eval())
+        x = t(torch.randn(2, 9, lat, lat, generator=g))
+        ctx = t(torch.randn(2, 77, 768, generator=g))
+        ts = t(torch.tensor([500, 500]))
+        return lambda: unet(x, ts, encoder_hidden_states=ctx).sample
     if name == "text-encoder":
-        te = text_encoder()
-        ids = torch.tensor([[(i * 613) % 49408 for i in range(77)]])
+        te = on(text_encoder())
+        ids = t(torch.tensor([[(i * 613) % 49408 for i in range(77)]]))
         return lambda: te(ids).last_hidden_state
     if name == "vae-encode":
-        vae = sd_vae()
-        x = torch.rand(1, 3, 512, 512, generator=g) * 2 - 1
+        vae = on(sd_vae())
+        x = t(torch.rand(1, 3, px, px, generator=g) * 2 - 1)
         return lambda: vae.encode(x).latent_dist.mean
     if name == "vae-decode":
-        vae = sd_vae()
-        z = torch.randn(1, 4, 64, 64, generator=g)
+        vae = on(sd_vae())
+        z = t(torch.randn(1, 4, lat, lat, generator=g))
         return lambda: vae.decode(z).sample
     if name == "asym-decode":
-        vae = asym_vae()
-        z = torch.randn(1, 4, 64, 64, generator=g)
-        image = torch.rand(1, 3, 512, 512, generator=g) * 2 - 1
-        mask = (torch.rand(1, 1, 512, 512, generator=g) > 0.5).float()
+        vae = on(asym_vae())
+        z = t(torch.randn(1, 4, lat, lat, generator=g))
+        image = t(torch.rand(1, 3, px, px, generator=g) * 2 - 1)
+        mask = t((torch.rand(1, 1, px, px, generator=g) > 0.5).float())
         return lambda: vae.decode(z, image=image, mask=mask).sample
     if name == "inpaint-20":
         from diffusers import (DPMSolverMultistepScheduler, StableDiffusionInpaintPipeline,
@@ -109,12 +170,13 @@ def workload(name):
             unet=UNet2DConditionModel(**unet_config()).eval(),
             scheduler=DPMSolverMultistepScheduler(use_karras_sigmas=True),
             safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+        pipe = pipe.to(device=device, dtype=dtype)
         pipe.set_progress_bar_config(disable=True)
-        img = Image.new("RGB", (512, 512), (120, 90, 60))
-        mask = Image.new("L", (512, 512), 0)
-        mask.paste(255, (128, 128, 384, 384))
+        img = Image.new("RGB", (px, px), (120, 90, 60))
+        mask = Image.new("L", (px, px), 0)
+        mask.paste(255, (px // 4, px // 4, 3 * px // 4, 3 * px // 4))
         return lambda: pipe("a red barn", image=img, mask_image=mask, num_inference_steps=20,
-                            guidance_scale=7.5, output_type="np")
+                            guidance_scale=7.5, height=px, width=px, output_type="np")
     raise SystemExit(f"{name}: no PyTorch reference (AU-GAN's is TensorFlow)")
 
 
@@ -123,28 +185,46 @@ def main():
     ap.add_argument("--workload", required=True)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--dtype", default="fp32", choices=["fp32", "fp16"])
+    ap.add_argument("--small", action="store_true", help="8x8 latents (script checks only)")
     ap.add_argument("--json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    dtype = torch.float16 if args.dtype == "fp16" else torch.float32
+    cuda = args.device.startswith("cuda")
+
+    def sync():
+        if cuda:
+            torch.cuda.synchronize()
+
     with torch.inference_mode():
-        f = workload(args.workload)
+        f = workload(args.workload, args.device, dtype, 8 if args.small else 64)
         if args.runs > 0:
             f()  # warm-up
+            sync()
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
         times = []
         for _ in range(max(args.runs, 1)):
             t = time.perf_counter()
             f()
+            sync()
             times.append(time.perf_counter() - t)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
+    device_name = torch.cuda.get_device_name() if cuda else "cpu"
     result = {
-        "workload": args.workload, "impl": "pytorch", "device": "cpu",
+        "workload": args.workload, "impl": "pytorch", "device": device_name,
+        "precision": args.dtype, "small": args.small,
         "threads": args.threads, "runs_s": times, "median_s": statistics.median(times),
         "min_s": min(times), "max_s": max(times), "peak_rss_mib": peak,
+        "device_peak_mib": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
         "torch": torch.__version__,
     }
     print(f"{args.workload:14} {result['median_s']:8.3f}s  peak {peak:.0f} MiB  "
-          f"({args.runs} runs, {args.threads} threads, torch {torch.__version__})")
+          f"({args.runs} runs, {args.threads} threads, {device_name} {args.dtype}, "
+          f"torch {torch.__version__})")
     if args.json:
         with open(args.json, "w") as f:
             json.dump([result], f, indent=2)

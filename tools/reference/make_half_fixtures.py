@@ -18,7 +18,6 @@ Run from any directory: python3 tools/reference/make_half_fixtures.py
 import os
 import sys
 
-import numpy as np
 import torch
 from diffusers import AsymmetricAutoencoderKL, AutoencoderKL, UNet2DConditionModel
 from safetensors.torch import load_file, save_file
@@ -26,7 +25,8 @@ from safetensors.torch import load_file, save_file
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "fixtures")
 sys.path.insert(0, HERE)
-from make_vae_fixtures import formula_value, formula_weights  # noqa: E402
+from make_unet_clip_fixtures import sd15_inpaint_unet  # noqa: E402
+from make_vae_fixtures import x15_vae  # noqa: E402
 
 
 def rel(a, b):
@@ -65,14 +65,7 @@ def main():
         res[f"asym_tiny.{k}"] = v
         print(f"asym_tiny.{k}: diffusers fp16 rel err {rel(v, io[k]):.3e}")
     io = load_file(os.path.join(OUT, "vae_asym_x15_io.safetensors"))
-    x15 = AsymmetricAutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=4,
-        down_block_types=["DownEncoderBlock2D"] * 4, down_block_out_channels=[128, 256, 512, 512],
-        layers_per_down_block=2,
-        up_block_types=["UpDecoderBlock2D"] * 4, up_block_out_channels=[192, 384, 768, 768],
-        layers_per_up_block=3, norm_num_groups=32, sample_size=256,
-    ).eval()
-    formula_weights(x15)
+    x15 = x15_vae()
     for k, v in half_outputs(x15, io, asym_calls).items():
         res[f"x15.{k}"] = v
         print(f"x15.{k}: diffusers fp16 rel err {rel(v, io[k]):.3e}")
@@ -108,13 +101,7 @@ def unets():
             res[k] = v
             print(f"unet {k}: diffusers fp16 rel err {rel(v, io[k]):.3e}")
     io = load_file(os.path.join(OUT, "unet_sd15_inpaint_io.safetensors"))
-    real = UNet2DConditionModel(
-        sample_size=64, in_channels=9, out_channels=4, block_out_channels=(320, 640, 1280, 1280),
-        layers_per_block=2, cross_attention_dim=768, attention_head_dim=8,
-    ).eval()
-    sd = real.state_dict()
-    real.load_state_dict({k: torch.from_numpy(formula_value(k, tuple(v.shape)).astype(np.float16).astype(np.float32))
-                          for k, v in sd.items()})
+    real = sd15_inpaint_unet()
     calls = {"sd15_y": lambda m, d: m(d["x"], io["t"], encoder_hidden_states=d["context"]).sample}
     for k, v in half_outputs(real, {"x": io["x"], "context": io["context"]}, calls).items():
         res[k] = v

@@ -48,6 +48,18 @@ def save_diffusers(model, name):
 
 
 @torch.no_grad()
+def sd15_inpaint_unet():
+    """The SD 1.5 inpainting UNet config with the formula weights, rounded to f16."""
+    real = UNet2DConditionModel(
+        sample_size=64, in_channels=9, out_channels=4, block_out_channels=(320, 640, 1280, 1280),
+        layers_per_block=2, cross_attention_dim=768, attention_head_dim=8,
+    ).eval()
+    sd = real.state_dict()
+    real.load_state_dict({k: torch.from_numpy(formula_value(k, tuple(v.shape)).astype(np.float16).astype(np.float32))
+                          for k, v in sd.items()})
+    return real
+
+
 def main():
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(0)
@@ -104,13 +116,8 @@ def main():
     save_file({k: v.contiguous() for k, v in io.items()}, os.path.join(OUT, "unet_tiny_io.safetensors"))
 
     # -- SD 1.5 inpainting UNet, real config, formula weights stored as f16 -----------------
-    real = UNet2DConditionModel(
-        sample_size=64, in_channels=9, out_channels=4, block_out_channels=(320, 640, 1280, 1280),
-        layers_per_block=2, cross_attention_dim=768, attention_head_dim=8,
-    ).eval()
+    real = sd15_inpaint_unet()
     sd = real.state_dict()
-    real.load_state_dict({k: torch.from_numpy(formula_value(k, tuple(v.shape)).astype(np.float16).astype(np.float32))
-                          for k, v in sd.items()})
     cfg = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dict(real.config).items()
            if not k.startswith("_use")}
     cfg["_class_name"] = "UNet2DConditionModel"

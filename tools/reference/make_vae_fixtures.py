@@ -159,6 +159,19 @@ def formula_weights(model):
 
 
 @torch.no_grad()
+def x15_vae():
+    """AsymmetricAutoencoderKL at the x-1-5 widths with the formula weights."""
+    x15 = AsymmetricAutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=4,
+        down_block_types=["DownEncoderBlock2D"] * 4, down_block_out_channels=[128, 256, 512, 512],
+        layers_per_down_block=2,
+        up_block_types=["UpDecoderBlock2D"] * 4, up_block_out_channels=[192, 384, 768, 768],
+        layers_per_up_block=3, norm_num_groups=32, sample_size=256,
+    ).eval()
+    formula_weights(x15)
+    return x15
+
+
 def main():
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(0)
@@ -204,14 +217,7 @@ def main():
     save_file({k: v.contiguous() for k, v in io.items()}, os.path.join(OUT, "vae_asym_tiny_io.safetensors"))
 
     # -- x-1-5 widths, formula weights, 16x16 ---------------------------------------------
-    x15 = AsymmetricAutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=4,
-        down_block_types=["DownEncoderBlock2D"] * 4, down_block_out_channels=[128, 256, 512, 512],
-        layers_per_down_block=2,
-        up_block_types=["UpDecoderBlock2D"] * 4, up_block_out_channels=[192, 384, 768, 768],
-        layers_per_up_block=3, norm_num_groups=32, sample_size=256,
-    ).eval()
-    formula_weights(x15)
+    x15 = x15_vae()
     x = torch.rand(1, 3, 16, 16, generator=gen) * 2 - 1
     mask = make_mask(16, 16, gen)
     z = torch.randn(1, 4, 2, 2, generator=gen)

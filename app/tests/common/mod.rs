@@ -1,4 +1,17 @@
-//! What several CLI test files share: the array-job engines' variables for four tasks.
+//! What several CLI test files share: the reference fixtures' folder, and the array-job
+//! engines' variables for four tasks.
+
+/// `tools/reference/fixtures`.
+#[allow(dead_code)]
+pub fn fixtures() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tools/reference/fixtures")
+}
+
+/// A path as a command-line argument.
+#[allow(dead_code)]
+pub fn s(p: &std::path::Path) -> &str {
+    p.to_str().expect("UTF-8 test path")
+}
 
 /// An engine's variables for task `k` (0-based) of 4.
 pub type Vars = fn(u64) -> Vec<(&'static str, String)>;
