@@ -10,9 +10,8 @@ use anyhow::Result;
 use burn::tensor::{Distribution, Int, Tensor, TensorData};
 use clearpaint_core::device::Selected;
 use clearpaint_core::models::{clip, unet, vae};
-use clearpaint_core::pipelines::inpaint::{self, DecoderChoice, InpaintModels, InpaintRequest};
+use clearpaint_core::pipelines::inpaint::{DecoderChoice, InpaintModels};
 use clearpaint_core::precision::Model;
-use image::{GrayImage, Luma, Rgba, RgbaImage};
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -72,7 +71,7 @@ pub fn workload(name: &str, runs: usize, selected: &Selected) -> Option<Result<V
                     DecoderChoice::Asymmetric,
                     selected,
                 )?;
-                inpaint_20(runs, &models)
+                super::bench::time_inpaint_20(runs, &models, 64)
             }
             _ => return Err(anyhow::anyhow!("{name}: no --small form")),
         })
@@ -82,38 +81,4 @@ pub fn workload(name: &str, runs: usize, selected: &Selected) -> Option<Result<V
         "unet-step" | "text-encoder" | "vae-decode" | "asym-decode" | "inpaint-20"
     )
     .then(run)
-}
-
-/// 20 steps at 64x64 on the tiny pipeline.
-fn inpaint_20(runs: usize, models: &InpaintModels) -> Vec<f64> {
-    let img = RgbaImage::from_fn(64, 64, |x, y| {
-        Rgba([(x * 4) as u8, (y * 4) as u8, 128, 255])
-    });
-    let mask = GrayImage::from_fn(64, 64, |x, y| {
-        Luma([if (16..48).contains(&x) && (16..48).contains(&y) {
-            255
-        } else {
-            0
-        }])
-    });
-    let req = InpaintRequest {
-        prompt: "a red barn".into(),
-        steps: 20,
-        decoder: DecoderChoice::Asymmetric,
-        region: inpaint::Region::Full,
-        size: clearpaint_core::pipelines::region::WorkingSize::Exact(64, 64),
-        ..Default::default()
-    };
-    let cancel = clearpaint_core::progress::CancelToken::new();
-    super::bench::timed(runs, || {
-        let _ = inpaint::run(
-            models,
-            &img,
-            &mask,
-            &req,
-            &clearpaint_core::progress::NoProgress,
-            &cancel,
-        )
-        .expect("inpaint");
-    })
 }
