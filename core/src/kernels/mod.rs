@@ -263,5 +263,8 @@ pub use mask::{
     feather_mask, feather_mask_image, feather_mask_reference, gaussian_taps, grow_mask,
     grow_mask_image, grow_mask_reference, mask_image,
 };
-pub use norm::{check_groups, group_norm_silu, group_norm_silu_expect, group_norm_silu_reference};
+pub use norm::{
+    check_groups, group_norm_expect, group_norm_silu, group_norm_silu_expect,
+    group_norm_silu_reference,
+};
 pub use swap::{mask_swap, mask_swap_reference};

@@ -89,6 +89,17 @@ pub fn group_norm_silu_expect(x: Tensor<4>, norm: &GroupNorm) -> Tensor<4> {
     group_norm_silu(x, norm, true).expect("channels divide into groups (config validated)")
 }
 
+/// GroupNorm alone (no SiLU) for a model whose config was validated: burn's op in f32 (bit for
+/// bit what the models always ran), the fused kernel for f16, which keeps the statistics in
+/// f32 where burn's op would compute them in f16.
+pub fn group_norm_expect(x: Tensor<4>, norm: &GroupNorm) -> Tensor<4> {
+    if x.dtype() == DType::F16 {
+        group_norm_silu(x, norm, false).expect("channels divide into groups (config validated)")
+    } else {
+        norm.forward(x)
+    }
+}
+
 /// burn's GroupNorm, then SiLU.
 pub fn group_norm_silu_reference(x: Tensor<4>, norm: &GroupNorm, with_silu: bool) -> Tensor<4> {
     let y = norm.forward(x);

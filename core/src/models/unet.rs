@@ -397,13 +397,7 @@ impl Transformer2D {
     fn forward(&self, x: Tensor<4>, context: &Tensor<3>) -> Tensor<4> {
         let [b, c, h, w] = x.dims();
         let residual = x.clone();
-        // f16: the fused kernel keeps the statistics in f32; f32 keeps burn's op as before.
-        let n = if x.dtype() == DType::F16 {
-            crate::kernels::group_norm_silu(x, &self.norm, false)
-                .expect("channels divide into groups (config validated)")
-        } else {
-            self.norm.forward(x)
-        };
+        let n = crate::kernels::group_norm_expect(x, &self.norm);
         let to_seq = |t: Tensor<4>| t.reshape([b, c, h * w]).swap_dims(1, 2);
         let mut s = match &self.proj_in {
             Projection::Conv(p) => to_seq(conv2d(p, n)),

@@ -6,7 +6,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::module::attention;
 use burn::tensor::ops::{AttentionModuleOptions, PadMode};
-use burn::tensor::{DType, Device, Tensor};
+use burn::tensor::{Device, Tensor};
 
 use crate::cpu::{conv2d, linear};
 use crate::kernels::group_norm_silu_expect as gn_silu;
@@ -118,14 +118,7 @@ impl VaeAttention {
 
     pub(super) fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [b, c, h, w] = x.dims();
-        // In f16 the statistics go through the fused kernel, which keeps them in f32 (burn's
-        // GroupNorm would compute them in f16); f32 keeps burn's op, bit for bit as before.
-        let normed = if x.dtype() == DType::F16 {
-            crate::kernels::group_norm_silu(x.clone(), &self.group_norm, false)
-                .expect("channels divide into groups (config validated)")
-        } else {
-            self.group_norm.forward(x.clone())
-        };
+        let normed = crate::kernels::group_norm_expect(x.clone(), &self.group_norm);
         let hs = normed.reshape([b, c, h * w]).swap_dims(1, 2);
         let heads = |t: Tensor<3>| t.reshape([b, 1, h * w, c]);
         let q = heads(linear(&self.to_q, hs.clone()));
