@@ -70,8 +70,21 @@ def text_encoder():
     )).eval()
 
 
-def small_workload(name, on, t, g):
-    """The tiny fixture models at 8x8 latents (as app/src/bench_small.rs)."""
+class Call(torch.nn.Module):
+    """A module and how a workload calls it, as one module taking tensors only (what
+    `openvino.convert_model` traces, and what the PyTorch timing calls)."""
+
+    def __init__(self, module, fn):
+        super().__init__()
+        self.module = module
+        self.fn = fn
+
+    def forward(self, *xs):
+        return self.fn(self.module, *xs)
+
+
+def small_model(name, on, t, g):
+    """The tiny fixture models at 8x8 latents (as app/src/bench_small.rs): (Call, inputs)."""
     from diffusers import AsymmetricAutoencoderKL, AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextModel
     fx = os.path.join(HERE, "fixtures")
@@ -80,11 +93,11 @@ def small_workload(name, on, t, g):
         unet = on(UNet2DConditionModel.from_pretrained(os.path.join(pipe_dir, "unet")).eval())
         x, ctx = t(torch.randn(2, 9, 8, 8, generator=g)), t(torch.randn(2, 77, 16, generator=g))
         ts = t(torch.tensor([500, 500]))
-        return lambda: unet(x, ts, encoder_hidden_states=ctx).sample
+        return Call(unet, lambda m, x, ts, c: m(x, ts, encoder_hidden_states=c).sample), (x, ts, ctx)
     if name == "text-encoder":
         te = on(CLIPTextModel.from_pretrained(os.path.join(pipe_dir, "text_encoder")).eval())
         ids = t(torch.tensor([[(i * 61) % 526 for i in range(77)]]))
-        return lambda: te(ids).last_hidden_state
+        return Call(te, lambda m, ids: m(ids).last_hidden_state), (ids,)
     if name in ("vae-decode", "asym-decode"):
         cls, d = ((AutoencoderKL, "vae_kl_tiny") if name == "vae-decode"
                   else (AsymmetricAutoencoderKL, "vae_asym_tiny"))
@@ -93,91 +106,111 @@ def small_workload(name, on, t, g):
                            else vae.config.up_block_out_channels) - 1)
         z = t(torch.randn(1, 4, 8, 8, generator=g))
         if name == "vae-decode":
-            return lambda: vae.decode(z).sample
+            return Call(vae, lambda m, z: m.decode(z).sample), (z,)
         image = t(torch.rand(1, 3, px, px, generator=g) * 2 - 1)
         mask = t((torch.rand(1, 1, px, px, generator=g) > 0.5).float())
-        return lambda: vae.decode(z, image=image, mask=mask).sample
-    if name == "inpaint-20":
-        from diffusers import StableDiffusionInpaintPipeline
-        from PIL import Image
-        vae = AsymmetricAutoencoderKL.from_pretrained(os.path.join(fx, "vae_asym_tiny"))
-        pipe = StableDiffusionInpaintPipeline.from_pretrained(
-            pipe_dir, vae=vae, safety_checker=None, feature_extractor=None,
-            requires_safety_checker=False)
-        pipe = on(pipe)
-        pipe.set_progress_bar_config(disable=True)
-        img = Image.new("RGB", (64, 64), (120, 90, 60))
-        mask = Image.new("L", (64, 64), 0)
-        mask.paste(255, (16, 16, 48, 48))
-        return lambda: pipe("a red barn", image=img, mask_image=mask, num_inference_steps=20,
-                            height=64, width=64, output_type="np")
+        return asym_call(vae), (z, image, mask)
     return None
 
 
-def workload(name, device="cpu", dtype=torch.float32, lat=64):
-    """Returns a zero-argument function that runs the workload once."""
-    g = torch.Generator().manual_seed(0)
-    px = 8 * lat
+def small_pipeline(on):
+    """The tiny 20-step inpaint (as app/src/bench_small.rs)."""
+    from diffusers import AsymmetricAutoencoderKL, StableDiffusionInpaintPipeline
+    from PIL import Image
+    fx = os.path.join(HERE, "fixtures")
+    vae = AsymmetricAutoencoderKL.from_pretrained(os.path.join(fx, "vae_asym_tiny"))
+    pipe = StableDiffusionInpaintPipeline.from_pretrained(
+        os.path.join(fx, "tiny_sd_inpaint9"), vae=vae, safety_checker=None,
+        feature_extractor=None, requires_safety_checker=False)
+    pipe = on(pipe)
+    pipe.set_progress_bar_config(disable=True)
+    img = Image.new("RGB", (64, 64), (120, 90, 60))
+    mask = Image.new("L", (64, 64), 0)
+    mask.paste(255, (16, 16, 48, 48))
+    return lambda: pipe("a red barn", image=img, mask_image=mask, num_inference_steps=20,
+                        height=64, width=64, output_type="np")
 
+
+def asym_call(vae):
+    return Call(vae, lambda m, z, image, mask: m.decode(z, image=image, mask=mask).sample)
+
+
+def converters(device, dtype):
     def on(m):
         return m.to(device=device, dtype=dtype)
 
     def t(x):
         return x.to(device=device, dtype=dtype if x.is_floating_point() else x.dtype)
 
+    return on, t
+
+
+def model(name, device="cpu", dtype=torch.float32, lat=64):
+    """(Call, inputs) of a one-model workload, or None for inpaint-20."""
+    g = torch.Generator().manual_seed(0)
+    px = 8 * lat
+    on, t = converters(device, dtype)
     if lat == 8:
-        small = small_workload(name, on, t, g)
-        if small is not None:
+        small = small_model(name, on, t, g)
+        if small is not None or name == "inpaint-20":
             return small
     if name == "conv3x3":
         conv = on(torch.nn.Conv2d(320, 320, 3, padding=1))
-        x = t(torch.randn(2, 320, lat, lat, generator=g))
-        return lambda: conv(x)
+        return Call(conv, lambda m, x: m(x)), (t(torch.randn(2, 320, lat, lat, generator=g)),)
     if name == "unet-step":
         from diffusers import UNet2DConditionModel
         unet = on(UNet2DConditionModel(**unet_config()).eval())
         x = t(torch.randn(2, 9, lat, lat, generator=g))
         ctx = t(torch.randn(2, 77, 768, generator=g))
         ts = t(torch.tensor([500, 500]))
-        return lambda: unet(x, ts, encoder_hidden_states=ctx).sample
+        return Call(unet, lambda m, x, ts, c: m(x, ts, encoder_hidden_states=c).sample), (x, ts, ctx)
     if name == "text-encoder":
-        te = on(text_encoder())
         ids = t(torch.tensor([[(i * 613) % 49408 for i in range(77)]]))
-        return lambda: te(ids).last_hidden_state
+        return Call(on(text_encoder()), lambda m, ids: m(ids).last_hidden_state), (ids,)
     if name == "vae-encode":
-        vae = on(sd_vae())
         x = t(torch.rand(1, 3, px, px, generator=g) * 2 - 1)
-        return lambda: vae.encode(x).latent_dist.mean
+        return Call(on(sd_vae()), lambda m, x: m.encode(x).latent_dist.mean), (x,)
     if name == "vae-decode":
-        vae = on(sd_vae())
         z = t(torch.randn(1, 4, lat, lat, generator=g))
-        return lambda: vae.decode(z).sample
+        return Call(on(sd_vae()), lambda m, z: m.decode(z).sample), (z,)
     if name == "asym-decode":
-        vae = on(asym_vae())
         z = t(torch.randn(1, 4, lat, lat, generator=g))
         image = t(torch.rand(1, 3, px, px, generator=g) * 2 - 1)
         mask = t((torch.rand(1, 1, px, px, generator=g) > 0.5).float())
-        return lambda: vae.decode(z, image=image, mask=mask).sample
+        return asym_call(on(asym_vae())), (z, image, mask)
     if name == "inpaint-20":
-        from diffusers import (DPMSolverMultistepScheduler, StableDiffusionInpaintPipeline,
-                               UNet2DConditionModel)
-        from PIL import Image
-        from transformers import CLIPTokenizer
-        tok_dir = os.path.join(HERE, "fixtures", "tiny_sd_inpaint9", "tokenizer")
-        pipe = StableDiffusionInpaintPipeline(
-            vae=asym_vae(), text_encoder=text_encoder(),
-            tokenizer=CLIPTokenizer.from_pretrained(tok_dir) if os.path.isdir(tok_dir) else None,
-            unet=UNet2DConditionModel(**unet_config()).eval(),
-            scheduler=DPMSolverMultistepScheduler(use_karras_sigmas=True),
-            safety_checker=None, feature_extractor=None, requires_safety_checker=False)
-        pipe = pipe.to(device=device, dtype=dtype)
-        pipe.set_progress_bar_config(disable=True)
-        img = Image.new("RGB", (px, px), (120, 90, 60))
-        mask = Image.new("L", (px, px), 0)
-        mask.paste(255, (px // 4, px // 4, 3 * px // 4, 3 * px // 4))
-        return lambda: pipe("a red barn", image=img, mask_image=mask, num_inference_steps=20,
-                            guidance_scale=7.5, height=px, width=px, output_type="np")
+        return None
     raise SystemExit(f"{name}: no PyTorch reference (AU-GAN's is TensorFlow)")
+
+
+def workload(name, device="cpu", dtype=torch.float32, lat=64):
+    """Returns a zero-argument function that runs the workload once."""
+    built = model(name, device, dtype, lat)
+    if built is not None:
+        call, inputs = built
+        return lambda: call(*inputs)
+    on, _ = converters(device, dtype)
+    if lat == 8:
+        return small_pipeline(on)
+    px = 8 * lat
+    from diffusers import (DPMSolverMultistepScheduler, StableDiffusionInpaintPipeline,
+                           UNet2DConditionModel)
+    from PIL import Image
+    from transformers import CLIPTokenizer
+    tok_dir = os.path.join(HERE, "fixtures", "tiny_sd_inpaint9", "tokenizer")
+    pipe = StableDiffusionInpaintPipeline(
+        vae=asym_vae(), text_encoder=text_encoder(),
+        tokenizer=CLIPTokenizer.from_pretrained(tok_dir) if os.path.isdir(tok_dir) else None,
+        unet=UNet2DConditionModel(**unet_config()).eval(),
+        scheduler=DPMSolverMultistepScheduler(use_karras_sigmas=True),
+        safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    pipe = on(pipe)
+    pipe.set_progress_bar_config(disable=True)
+    img = Image.new("RGB", (px, px), (120, 90, 60))
+    mask = Image.new("L", (px, px), 0)
+    mask.paste(255, (px // 4, px // 4, 3 * px // 4, 3 * px // 4))
+    return lambda: pipe("a red barn", image=img, mask_image=mask, num_inference_steps=20,
+                        guidance_scale=7.5, height=px, width=px, output_type="np")
 
 
 def main():
