@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::Result;
 use clearpaint_core::classical::{Method, fill};
 use clearpaint_core::device::{self, DeviceChoice};
-use clearpaint_core::precision::{Half, Model};
+use clearpaint_core::precision::Model;
 use image::{GrayImage, Luma, Rgba, RgbaImage};
 
 #[derive(clap::Args, Debug)]
@@ -331,7 +331,7 @@ fn model_bench(args: &BenchArgs, choice: DeviceChoice) -> Result<()> {
             "max_s": max,
             "peak_rss_mib": peak,
             "device_reserved_mib": device_mib,
-            "precision": if selected.half == Half::On { "f16" } else { "f32" },
+            "precision": selected.half.name(),
             "small": args.small,
         }));
     }

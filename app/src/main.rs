@@ -33,7 +33,7 @@ struct Cli {
 
     /// Float precision: auto (f16 on a GPU with shader-f16, for the models checked in it: the
     /// UNet, the text encoder and the VAE decoders so far; f32 on the CPU), f32, f16 (GPU
-    /// only).
+    /// only), bf16 (CPU only: those models' weights in bf16, products in f32).
     #[arg(long, global = true, env = PRECISION_ENV, value_parser = parse_precision, default_value = "auto")]
     precision: Precision,
 
@@ -131,7 +131,11 @@ fn devices(choice: DeviceChoice) -> Result<()> {
         );
     }
     println!("cpu:");
-    println!("  flex (burn's CPU backend, {} threads)", num_threads());
+    println!(
+        "  flex (burn's CPU backend, {} threads; bf16: {})",
+        num_threads(),
+        clearpaint_core::precision::CpuBf16::detect().describe()
+    );
     println!();
     for c in DeviceChoice::ALL {
         let picked = match device::decide(c, &adapters) {
@@ -174,6 +178,10 @@ fn precisions(choice: DeviceChoice, adapters: &[device::AdapterInfo]) {
         let gives = match p.resolve(&selected) {
             Ok(clearpaint_core::precision::Half::On) => {
                 "f16 for the UNet, text encoder and VAE decoders (checked against diffusers' fp16), f32 for the rest"
+                    .to_string()
+            }
+            Ok(clearpaint_core::precision::Half::Bf16) => {
+                "bf16 weights for the UNet, text encoder and VAE decoders (checked against PyTorch's bf16 autocast), products in f32; f32 for the rest"
                     .to_string()
             }
             Ok(clearpaint_core::precision::Half::Off) => "f32".to_string(),

@@ -4,7 +4,12 @@
 //!   precision, and it halves the weights' memory), f32 elsewhere and on the CPU.
 //! * `f32`: everything in f32, as the reference implementations.
 //! * `f16`: half precision on the GPU (an error where the adapter has no shader-f16, or on the
-//!   CPU: its fast path there is bf16, a separate precision).
+//!   CPU: its half precision is bf16).
+//! * `bf16`: bfloat16 on the CPU: the weights of the checked models stored in bf16 (half the
+//!   memory), activations between layers in bf16, products and statistics in f32. `auto`
+//!   does not pick it yet: its products run on our f32 kernels after widening (`cpu/half.rs`),
+//!   which saves memory but not time; once kernels on the CPU's bf16 dot products
+//!   (AVX512_BF16, AMX) exist, `auto` picks it on CPUs that have them ([`CpuBf16`]).
 //!
 //! The choice comes from the `--precision` flag or `CLEARPAINT_PRECISION`. A model runs in the
 //! resolved precision only where it has been measured to hold up in it
@@ -29,11 +34,17 @@ pub enum Precision {
     Auto,
     F32,
     F16,
+    Bf16,
 }
 
 impl Precision {
     /// All choices, in the order they are documented.
-    pub const ALL: [Precision; 3] = [Precision::Auto, Precision::F32, Precision::F16];
+    pub const ALL: [Precision; 4] = [
+        Precision::Auto,
+        Precision::F32,
+        Precision::F16,
+        Precision::Bf16,
+    ];
 
     /// The name used on the command line and in `CLEARPAINT_PRECISION`.
     pub fn name(self) -> &'static str {
@@ -41,6 +52,7 @@ impl Precision {
             Precision::Auto => "auto",
             Precision::F32 => "f32",
             Precision::F16 => "f16",
+            Precision::Bf16 => "bf16",
         }
     }
 
@@ -66,6 +78,8 @@ impl Precision {
             (Precision::F16, false, false) => {
                 Err(PrecisionError::NoShaderF16(device.description.clone()))
             }
+            (Precision::Bf16, true, _) => Ok(Half::Bf16),
+            (Precision::Bf16, false, _) => Err(PrecisionError::Bf16NotOnGpu),
         }
     }
 }
@@ -83,6 +97,7 @@ impl FromStr for Precision {
             "auto" => Ok(Precision::Auto),
             "f32" | "fp32" | "float32" => Ok(Precision::F32),
             "f16" | "fp16" | "float16" | "half" => Ok(Precision::F16),
+            "bf16" | "bfloat16" => Ok(Precision::Bf16),
             _ => Err(PrecisionError::Unknown(s.to_string())),
         }
     }
@@ -93,19 +108,26 @@ impl Selected {
     /// says when half precision is on.
     pub fn with_precision(mut self, precision: Precision) -> Result<Selected, PrecisionError> {
         self.half = precision.resolve(&self)?;
-        if self.half == Half::On {
-            self.description
-                .push_str(", f16 where checked (UNet, text encoder, VAE decoders)");
+        match self.half {
+            Half::On => self
+                .description
+                .push_str(", f16 where checked (UNet, text encoder, VAE decoders)"),
+            Half::Bf16 => self
+                .description
+                .push_str(", bf16 weights where checked (UNet, text encoder, VAE decoders)"),
+            Half::Off => {}
         }
         Ok(self)
     }
 }
 
-/// Whether half precision is on for a run, after [`Precision::resolve`].
+/// Whether half precision is on for a run, after [`Precision::resolve`]: `On` is f16 (the
+/// GPU's), `Bf16` bfloat16 (the CPU's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Half {
     Off,
     On,
+    Bf16,
 }
 
 /// The networks, for the per-model precision decision.
@@ -127,11 +149,91 @@ impl Half {
     /// against their reference (`core/tests/half_parity.rs`: within diffusers' own fp16
     /// error): the VAE decoders, the UNet and the text encoder so far. Their statistics (GroupNorm, LayerNorm)
     /// and products stay in f32, and a decode that overflows is redone in f32 by the caller.
+    ///
+    /// bf16 (the CPU's) goes to the same models, checked the same way against PyTorch's bf16
+    /// autocast (`core/tests/bf16_parity.rs`).
     pub fn for_model(self, model: Model) -> FloatDType {
         match (self, model) {
             (Half::On, Model::VaeDecoder | Model::Unet | Model::TextEncoder) => FloatDType::F16,
+            (Half::Bf16, Model::VaeDecoder | Model::Unet | Model::TextEncoder) => FloatDType::BF16,
             _ => FloatDType::F32,
         }
+    }
+
+    /// The name of the resolved precision, as reports and JSON show it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Half::Off => "f32",
+            Half::On => "f16",
+            Half::Bf16 => "bf16",
+        }
+    }
+}
+
+/// The float type activations take in a model whose weights are in `weights`: f16 models
+/// compute in f16 (the GPU's half precision, activations too), bf16 models in f32 (bf16
+/// weights, f32 activations: PyTorch's bf16 autocast and oneDNN keep the residual stream and
+/// the norms' outputs in f32; measured, bf16 activations put the text encoder at 1.6x and a
+/// DPM++ 2M inpaint at 2.5x autocast's error), f32 models in f32.
+pub fn activation_dtype(weights: DType) -> DType {
+    if weights == DType::BF16 {
+        DType::F32
+    } else {
+        weights
+    }
+}
+
+/// Whether `dtype` is one of the half-precision float types (f16, bf16), whose products and
+/// statistics our kernels compute in f32.
+pub fn is_half(dtype: DType) -> bool {
+    matches!(dtype, DType::F16 | DType::BF16)
+}
+
+/// The CPU's bf16 arithmetic, detected at run time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CpuBf16 {
+    /// AVX512_BF16: `vdpbf16ps`, bf16 pair dot products accumulated in f32.
+    pub avx512_bf16: bool,
+    /// AMX-BF16: tile matrix multiplies on bf16.
+    pub amx_bf16: bool,
+}
+
+impl CpuBf16 {
+    /// What this CPU has.
+    pub fn detect() -> CpuBf16 {
+        #[cfg(target_arch = "x86_64")]
+        {
+            CpuBf16 {
+                avx512_bf16: std::arch::is_x86_feature_detected!("avx512bf16"),
+                // CPUID leaf 7, EDX bit 22 (std's AMX detection is not stable yet).
+                amx_bf16: std::arch::x86_64::__cpuid_count(7, 0).edx & (1 << 22) != 0,
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            CpuBf16::default()
+        }
+    }
+
+    /// One line for `clearpaint devices`.
+    pub fn describe(self) -> String {
+        let has: Vec<&str> = [
+            (self.avx512_bf16, "AVX512_BF16"),
+            (self.amx_bf16, "AMX-BF16"),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, name)| *name)
+        .collect();
+        let what = if has.is_empty() {
+            "no bf16 dot products".to_string()
+        } else {
+            has.join(", ")
+        };
+        format!(
+            "{what}; auto = f32 (bf16 runs on the f32 kernels after widening: it halves the \
+             weights' memory, not the time)"
+        )
     }
 }
 
@@ -156,17 +258,19 @@ pub fn as_dtype<const D: usize>(t: Tensor<D>, dtype: DType) -> Tensor<D> {
 /// Errors from precision selection.
 #[derive(Debug, thiserror::Error)]
 pub enum PrecisionError {
-    #[error("unknown precision '{0}': expected auto, f32 or f16")]
+    #[error("unknown precision '{0}': expected auto, f32, f16 or bf16")]
     Unknown(String),
-    #[error("{PRECISION_ENV}='{0}' is not a precision: expected auto, f32 or f16")]
+    #[error("{PRECISION_ENV}='{0}' is not a precision: expected auto, f32, f16 or bf16")]
     UnknownEnv(String),
     #[error(
-        "--precision f16 runs on the GPU; the CPU (flex) runs f32 (use --precision auto or f32, \
-         or --device gpu)"
+        "--precision f16 runs on the GPU; the CPU (flex) runs f32 or bf16 (use --precision \
+         auto, f32 or bf16, or --device gpu)"
     )]
     NotOnCpu,
     #[error("--precision f16: {0} has no shader-f16 (use --precision auto or f32)")]
     NoShaderF16(String),
+    #[error("--precision bf16 runs on the CPU; on the GPU use f16 (or auto)")]
+    Bf16NotOnGpu,
 }
 
 #[cfg(test)]
@@ -190,6 +294,8 @@ mod tests {
             (Precision::F16, false, true, Some(Half::On)),
             (Precision::F16, true, false, None),
             (Precision::F16, false, false, None),
+            (Precision::Bf16, true, false, Some(Half::Bf16)),
+            (Precision::Bf16, false, true, None),
         ];
         for (p, cpu, f16, want) in cases {
             assert_eq!(
@@ -217,5 +323,7 @@ mod tests {
         assert_eq!(Half::On.for_model(Model::TextEncoder), FloatDType::F16);
         assert_eq!(Half::On.for_model(Model::Other), FloatDType::F32);
         assert_eq!(Half::Off.for_model(Model::VaeDecoder), FloatDType::F32);
+        assert_eq!(Half::Bf16.for_model(Model::Unet), FloatDType::BF16);
+        assert_eq!(Half::Bf16.for_model(Model::Other), FloatDType::F32);
     }
 }

@@ -112,6 +112,43 @@ pub fn assert_close(what: &str, ours: &[f32], reference: &[f32], tol: f32) {
     );
 }
 
+/// Half-precision parity: `ours` (a model run in f16 or bf16, `label`) against the f32
+/// reference `io[key]`, held to at most twice the reference implementation's own error in the
+/// same precision (`refs[ref_key]`, written by `make_half_fixtures.py` or
+/// `make_bf16_fixtures.py`) against the same f32 output. Also refuses an f32-sized error, so a
+/// model that silently ran in f32 fails.
+pub fn assert_within_twice_reference<const D: usize>(
+    label: &str,
+    refs: &str,
+    what: &str,
+    ours: Tensor<D>,
+    io: &SafetensorsFile,
+    (key, ref_key): (&str, &str),
+) {
+    let reference = io.read_f32(key).unwrap();
+    let theirs = SafetensorsFile::open(fixture(refs))
+        .unwrap()
+        .read_f32(ref_key)
+        .unwrap();
+    let bound = rel_err(&theirs, &reference);
+    let ours = to_vec(ours);
+    assert!(ours.iter().all(|v| v.is_finite()), "{what}: non-finite");
+    let err = rel_err(&ours, &reference);
+    eprintln!(
+        "{what}: {label} rel err {err:.3e}, reference {label} {bound:.3e} ({:.2}x)",
+        err / bound
+    );
+    assert!(
+        err > 1e-5,
+        "{what}: error {err:.1e} is f32's, not {label}'s"
+    );
+    assert!(
+        err <= 2.0 * bound,
+        "{what}: {label} error {err:.3e} exceeds twice the reference's own {label} error \
+         {bound:.3e}"
+    );
+}
+
 /// FNV-1a, 32 bit (mirrors `fnv1a` in tools/reference/make_vae_fixtures.py).
 pub fn fnv1a(s: &str) -> u32 {
     let mut h: u32 = 0x811C_9DC5;
@@ -234,6 +271,34 @@ pub fn pipeline_inputs(io: &SafetensorsFile) -> (image::RgbaImage, image::GrayIm
         image::Luma([mask[(y * 40 + x) as usize] as u8])
     });
     (rgba, m, io.read_f32("latents").expect("latents"))
+}
+
+/// The request `pipeline_io.safetensors` was made with (make_pipeline_fixtures.py): its
+/// prompts, 4 steps, strength 1, the given latents, the whole image, no blur or paste-back.
+pub fn pipeline_request(
+    kind: crate::schedulers::SchedulerKind,
+    guidance: f64,
+    decoder: crate::pipelines::inpaint::DecoderChoice,
+    latents: Vec<f32>,
+) -> crate::pipelines::inpaint::InpaintRequest {
+    crate::pipelines::inpaint::InpaintRequest {
+        prompt: "a red fox in the snow".into(),
+        negative_prompt: "blurry".into(),
+        steps: 4,
+        guidance,
+        strength: 1.0,
+        scheduler: kind,
+        seed: 0,
+        latents: Some(latents),
+        region: crate::pipelines::inpaint::Region::Full,
+        crop_padding: 0,
+        mask_blur: 0,
+        paste_back: false,
+        decoder,
+        eta: 0.0,
+        resize_mask: true,
+        ..Default::default()
+    }
 }
 
 /// Writes the SD 1.5 inpainting UNet as a diffusers folder `dir/unet` in the real layout

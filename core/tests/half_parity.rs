@@ -9,8 +9,8 @@ use burn::tensor::{DType, Device, FloatDType, Tensor};
 use clearpaint_core::models::vae::{self, AutoencoderKL, VaeConfig};
 use clearpaint_core::models::{clip, unet};
 use clearpaint_core::testing::{
-    TestDevice, fixture, load_tensor, rel_err, test_devices, to_vec, write_formula_weights,
-    write_sd15_inpaint_unet,
+    TestDevice, assert_within_twice_reference, fixture, load_tensor, rel_err, test_devices, to_vec,
+    write_formula_weights, write_sd15_inpaint_unet,
 };
 use clearpaint_core::weights::SafetensorsFile;
 
@@ -35,22 +35,7 @@ fn check_half_in<const D: usize>(
     key: &str,
     half_key: &str,
 ) {
-    let reference = io.read_f32(key).unwrap();
-    let theirs = SafetensorsFile::open(fixture(refs))
-        .unwrap()
-        .read_f32(half_key)
-        .unwrap();
-    let bound = rel_err(&theirs, &reference);
-    let ours = to_vec(ours);
-    assert!(ours.iter().all(|v| v.is_finite()), "{what}: non-finite");
-    let err = rel_err(&ours, &reference);
-    eprintln!("{what}: f16 rel err {err:.3e}, reference fp16 {bound:.3e}");
-    // Really half precision: an f32 decode is ~1e-6 off, f16 ~1e-3.
-    assert!(err > 1e-5, "{what}: error {err:.1e} is f32's, not f16's");
-    assert!(
-        err <= 2.0 * bound,
-        "{what}: f16 error {err:.3e} exceeds twice the reference's own fp16 error {bound:.3e}"
-    );
+    assert_within_twice_reference("f16", refs, what, ours, io, (key, half_key));
 }
 
 fn half(vae: AutoencoderKL) -> AutoencoderKL {

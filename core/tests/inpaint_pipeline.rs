@@ -5,39 +5,11 @@
 
 use burn::tensor::Device;
 use clearpaint_core::device::{self, DeviceChoice, Selected};
-use clearpaint_core::pipelines::inpaint::{
-    self, DecoderChoice, InpaintModels, InpaintRequest, Region,
-};
+use clearpaint_core::pipelines::inpaint::{self, DecoderChoice, InpaintModels};
 use clearpaint_core::progress::{CancelToken, NoProgress};
 use clearpaint_core::schedulers::SchedulerKind;
-use clearpaint_core::testing::{fixture, pipeline_inputs, rel_err};
+use clearpaint_core::testing::{fixture, pipeline_inputs, pipeline_request, rel_err};
 use clearpaint_core::weights::SafetensorsFile;
-
-fn request(
-    kind: SchedulerKind,
-    guidance: f64,
-    decoder: DecoderChoice,
-    latents: Vec<f32>,
-) -> InpaintRequest {
-    InpaintRequest {
-        prompt: "a red fox in the snow".into(),
-        negative_prompt: "blurry".into(),
-        steps: 4,
-        guidance,
-        strength: 1.0,
-        scheduler: kind,
-        seed: 0,
-        latents: Some(latents),
-        region: Region::Full,
-        crop_padding: 0,
-        mask_blur: 0,
-        paste_back: false,
-        decoder,
-        eta: 0.0,
-        resize_mask: true,
-        ..InpaintRequest::default()
-    }
-}
 
 fn load(ch: usize, decoder: DecoderChoice, selected: &Selected) -> InpaintModels {
     InpaintModels::load(
@@ -69,7 +41,7 @@ fn matches_diffusers_for_every_scheduler_unet_guidance_and_decoder() {
                 SchedulerKind::DpmPp2mKarras,
             ] {
                 for g in [1.0, 7.5] {
-                    let req = request(kind, g, decoder, latents.clone());
+                    let req = pipeline_request(kind, g, decoder, latents.clone());
                     let out = inpaint::run(
                         &models,
                         &image,
@@ -104,7 +76,7 @@ fn wgpu_agrees_with_flex() {
     let (image, mask, latents) = pipeline_inputs(&io);
     let gpu = device::select(DeviceChoice::Gpu).expect("wgpu adapter");
     let cpu = device::cpu();
-    let req = request(
+    let req = pipeline_request(
         SchedulerKind::DpmPp2m,
         7.5,
         DecoderChoice::Asymmetric,
@@ -138,7 +110,7 @@ fn cancelling_stops_within_a_step() {
     let io = SafetensorsFile::open(fixture("pipeline_io.safetensors")).unwrap();
     let (image, mask, latents) = pipeline_inputs(&io);
     let models = load(9, DecoderChoice::Standard, &device::cpu());
-    let mut req = request(SchedulerKind::Ddim, 7.5, DecoderChoice::Standard, latents);
+    let mut req = pipeline_request(SchedulerKind::Ddim, 7.5, DecoderChoice::Standard, latents);
     req.steps = 20;
     let cancel = CancelToken::new();
     let steps = std::sync::atomic::AtomicUsize::new(0);

@@ -55,7 +55,7 @@ impl View<'_> {
 /// does two single-threaded GEMMs (scores, then scores x values) around a vectorised
 /// exponential, so nothing larger than `128 x keys` is ever materialised.
 pub fn attention(q: &Tensor<4>, k: &Tensor<4>, v: &Tensor<4>) -> Option<Tensor<4>> {
-    if q.dtype() == DType::F16 {
+    if super::half::is_half(q.dtype()) {
         return Some(super::half::attention(q, k, v));
     }
     let device = q.device();

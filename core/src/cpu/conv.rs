@@ -19,7 +19,7 @@ use super::{SCRATCH, SCRATCH_ELEMS, contiguous, count, dims4, f32s};
 /// `conv.forward(x)`, through [`conv2d_f32`] when `x` is an f32 tensor on the flex backend and
 /// the convolution has stride 1, no dilation and one group.
 pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
-    if x.dtype() == DType::F16 {
+    if super::half::is_half(x.dtype()) || super::half::is_half(conv.weight.val().dtype()) {
         return super::half::conv2d(conv, x);
     }
     let pads = match conv.padding {

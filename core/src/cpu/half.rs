@@ -1,7 +1,13 @@
-//! f16 tensors (the GPU's half-precision path, see `crate::precision`): convolutions, linear
-//! layers and attention computed in f32 (inputs and weights cast, the result cast back to f16),
-//! so products accumulate in f32 as cuDNN's and PyTorch's half-precision kernels do, while
-//! activations and weights are stored in f16 (half the memory and bandwidth between layers).
+//! f16 and bf16 tensors (the GPU's and the CPU's half precision, see `crate::precision`):
+//! convolutions, linear layers and attention computed in f32 (inputs and weights widened, the
+//! result rounded back to the input's type), so products accumulate in f32 as cuDNN's,
+//! oneDNN's and PyTorch's half-precision kernels do, while activations and weights are stored
+//! in half precision (half the memory and bandwidth between layers). The f32 computation goes
+//! through the same dispatch as f32 tensors, so on flex it runs our kernels.
+//!
+//! On the CPU this is bf16's storage, not yet its speed: widening costs a pass over the weights
+//! per call. Kernels on the CPU's bf16 dot products (`vdpbf16ps`, AMX) would read the bf16
+//! weights directly; they plug in here.
 //!
 //! Why not burn's f16 ops directly: burn-wgpu's direct convolution (what its autotune runs
 //! where there are no cooperative-matrix units: WGSL, lavapipe) accumulates in the tensor's
@@ -19,43 +25,57 @@ fn f32_param<const D: usize>(p: &Param<Tensor<D>>) -> Param<Tensor<D>> {
     Param::from_tensor(p.val().cast(DType::F32))
 }
 
-/// `conv` on f16 `x`, accumulated in f32; an f16 result.
+/// `conv` on half-precision `x` or with half-precision weights, accumulated in f32; a result
+/// in `x`'s type.
 pub(super) fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    let dtype = x.dtype();
     let mut c = conv.clone();
     c.weight = f32_param(&conv.weight);
     c.bias = conv.bias.as_ref().map(f32_param);
-    c.forward(x.cast(DType::F32)).cast(DType::F16)
+    super::conv2d(&c, x.cast(DType::F32)).cast(dtype)
 }
 
-/// `lin` on f16 `x`, accumulated in f32; an f16 result.
+/// `lin` on half-precision `x` or with half-precision weights, accumulated in f32; a result in
+/// `x`'s type.
 pub(super) fn linear<const D: usize>(lin: &Linear, x: Tensor<D>) -> Tensor<D> {
+    let dtype = x.dtype();
     let mut l = lin.clone();
     l.weight = f32_param(&lin.weight);
     l.bias = lin.bias.as_ref().map(f32_param);
-    l.forward(x.cast(DType::F32)).cast(DType::F16)
+    super::linear(&l, x.cast(DType::F32)).cast(dtype)
 }
 
-/// `softmax(q kᵀ / √d) v` for f16 heads, in f32; an f16 result.
+/// `softmax(q kᵀ / √d) v` for half-precision heads, in f32; a result in `q`'s type.
 pub(super) fn attention(q: &Tensor<4>, k: &Tensor<4>, v: &Tensor<4>) -> Tensor<4> {
     let f = |t: &Tensor<4>| t.clone().cast(DType::F32);
-    burn::tensor::module::attention(
-        f(q),
-        f(k),
-        f(v),
-        None,
-        None,
-        AttentionModuleOptions::default(),
-    )
-    .cast(DType::F16)
+    let (q32, k32, v32) = (f(q), f(k), f(v));
+    let out = super::attention(&q32, &k32, &v32).unwrap_or_else(|| {
+        burn::tensor::module::attention(
+            q32,
+            k32,
+            v32,
+            None,
+            None,
+            AttentionModuleOptions::default(),
+        )
+    });
+    out.cast(q.dtype())
 }
 
-/// LayerNorm; for f16 `x` computed in f32 (its statistics), the result cast back to f16.
+/// LayerNorm; for half-precision `x` or parameters computed in f32 (its statistics), the
+/// result rounded back to `x`'s type.
 pub fn layer_norm<const D: usize>(norm: &LayerNorm, x: Tensor<D>) -> Tensor<D> {
-    if x.dtype() != DType::F16 {
+    let dtype = x.dtype();
+    if !is_half(dtype) && !is_half(norm.gamma.val().dtype()) {
         return norm.forward(x);
     }
     let mut n = norm.clone();
     n.gamma = f32_param(&norm.gamma);
     n.beta = norm.beta.as_ref().map(f32_param);
-    n.forward(x.cast(DType::F32)).cast(DType::F16)
+    n.forward(x.cast(DType::F32)).cast(dtype)
+}
+
+/// Whether `dtype` is f16 or bf16 (the types this file computes in f32).
+pub(super) fn is_half(dtype: DType) -> bool {
+    matches!(dtype, DType::F16 | DType::BF16)
 }

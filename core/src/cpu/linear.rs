@@ -15,7 +15,7 @@ use super::{contiguous, count, f32s};
 /// `x` through its strides (the UNet's `[B, HW, C]` views of NCHW maps need no copy) and
 /// writing into a bias-initialised output. Other backends use burn's op.
 pub fn linear<const D: usize>(lin: &Linear, x: Tensor<D>) -> Tensor<D> {
-    if x.dtype() == DType::F16 {
+    if super::half::is_half(x.dtype()) || super::half::is_half(lin.weight.val().dtype()) {
         return super::half::linear(lin, x);
     }
     if (D == 2 || D == 3)

@@ -12,7 +12,8 @@ use super::{contiguous, count, f32s};
 
 /// GroupNorm (then SiLU when `silu`) of an f32 NCHW tensor on the flex backend, in two passes
 /// over each group (statistics in f64, then normalise + affine + activation in one sweep).
-/// `None` for other backends or dtypes (callers fall back to burn's ops).
+/// f16 / bf16 tensors are computed in f32. `None` for other backends or dtypes (callers fall
+/// back to burn's ops).
 pub fn group_norm_silu(
     x: &Tensor<4>,
     gamma: &Tensor<1>,
@@ -21,6 +22,21 @@ pub fn group_norm_silu(
     eps: f64,
     silu: bool,
 ) -> Option<Tensor<4>> {
+    if super::half::is_half(x.dtype()) || super::half::is_half(gamma.dtype()) {
+        // f16 / bf16 data or parameters: statistics and arithmetic in f32, the result in x's
+        // type.
+        let dtype = x.dtype();
+        let f = |t: Tensor<1>| t.cast(DType::F32);
+        let out = group_norm_silu(
+            &x.clone().cast(DType::F32),
+            &f(gamma.clone()),
+            &f(beta.clone()),
+            groups,
+            eps,
+            silu,
+        )?;
+        return Some(out.cast(dtype));
+    }
     let device = x.device();
     let xp = x.clone().try_into_primitive::<Flex>().ok()?;
     let gp = gamma.clone().try_into_primitive::<Flex>().ok()?;

@@ -4,6 +4,8 @@ use burn::nn::GroupNorm;
 use burn::tensor::Tensor;
 use burn::tensor::activation::silu;
 
+use crate::precision::is_half;
+
 use super::*;
 
 /// Why a fused GroupNorm cannot run on a tensor.
@@ -93,7 +95,11 @@ pub fn group_norm_silu_expect(x: Tensor<4>, norm: &GroupNorm) -> Tensor<4> {
 /// bit what the models always ran), the fused kernel for f16, which keeps the statistics in
 /// f32 where burn's op would compute them in f16.
 pub fn group_norm_expect(x: Tensor<4>, norm: &GroupNorm) -> Tensor<4> {
-    if x.dtype() == DType::F16 {
+    let half_params = norm
+        .gamma
+        .as_ref()
+        .is_some_and(|g| is_half(g.val().dtype()));
+    if is_half(x.dtype()) || half_params {
         group_norm_silu(x, norm, false).expect("channels divide into groups (config validated)")
     } else {
         norm.forward(x)

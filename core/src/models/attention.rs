@@ -24,10 +24,12 @@ pub fn sdpa_within(
     causal: bool,
     budget: usize,
 ) -> Tensor<4> {
-    if q.dtype() == DType::F16 {
-        // Softmax over f16 scores loses the small weights: computed in f32, returned in f16.
+    let dtype = q.dtype();
+    if crate::precision::is_half(dtype) {
+        // Softmax over f16 scores loses the small weights: computed in f32, returned in f16
+        // (or bf16).
         let f = |t: Tensor<4>| t.cast(DType::F32);
-        return sdpa_within(f(q), f(k), f(v), causal, budget).cast(DType::F16);
+        return sdpa_within(f(q), f(k), f(v), causal, budget).cast(dtype);
     }
     if !causal {
         // The flex backend's own kernel needs no slicing (it works in 128-query blocks).

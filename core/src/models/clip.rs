@@ -252,8 +252,9 @@ impl ClipTextModel {
         let pos: Tensor<2, Int> = Tensor::<1, Int>::arange(0..t as i64, &device)
             .reshape([1, t])
             .repeat_dim(0, b);
-        let tokens = as_dtype(tokens, self.dtype());
-        let x = tokens + self.embeddings.position_embedding.forward(pos);
+        let dtype = crate::precision::activation_dtype(self.dtype());
+        let tokens = as_dtype(tokens, dtype);
+        let x = tokens + as_dtype(self.embeddings.position_embedding.forward(pos), dtype);
         let n = self.encoder.layers.len().saturating_sub(skip);
         let x = self.encoder.forward(x, n, true, self.quick_gelu);
         as_dtype(layer_norm(&self.final_layer_norm, x), DType::F32)

@@ -257,8 +257,9 @@ impl ResnetBlock {
     fn forward(&self, x: Tensor<4>, temb_act: &Tensor<2>) -> Tensor<4> {
         let h = conv2d(&self.conv1, gn_silu(x.clone(), &self.norm1));
         let [b, c] = [h.dims()[0], h.dims()[1]];
-        let t = if h.dtype() == DType::F16 {
-            linear(&self.time_emb_proj, as_dtype(temb_act.clone(), DType::F16))
+        let half = |t: DType| crate::precision::is_half(t);
+        let t = if half(h.dtype()) || half(self.time_emb_proj.weight.val().dtype()) {
+            linear(&self.time_emb_proj, as_dtype(temb_act.clone(), h.dtype()))
         } else {
             self.time_emb_proj.forward(temb_act.clone())
         };
@@ -620,7 +621,7 @@ impl UNet2DConditionModel {
     /// timestep embedding is computed in f32, and the result is f32.
     pub fn forward(&self, sample: Tensor<4>, timesteps: &[f32], context: &Tensor<3>) -> Tensor<4> {
         let device = sample.device();
-        let dtype = self.dtype();
+        let dtype = crate::precision::activation_dtype(self.dtype());
         let feats = self.timestep_features(timesteps, self.time_dim, &device);
         let temb = self
             .time_embedding

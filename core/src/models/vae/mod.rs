@@ -83,7 +83,7 @@ impl AutoencoderKL {
     /// In the decoder's precision ([`Self::with_decoder_dtype`]); inputs of another float type
     /// are cast to it, and the result is f32.
     pub fn decode(&self, z: Tensor<4>, condition: Option<(Tensor<4>, Tensor<4>)>) -> Tensor<4> {
-        let dtype = self.decoder_dtype();
+        let dtype = crate::precision::activation_dtype(self.decoder_dtype());
         let z = as_dtype(z, dtype);
         let condition = condition.map(|(i, m)| (as_dtype(i, dtype), as_dtype(m, dtype)));
         let z = match &self.post_quant_conv {

@@ -1,0 +1,146 @@
+"""bfloat16 references for the CPU's bf16 parity tests (core/tests/bf16_parity.rs).
+
+For each model the f32 fixtures already hold (weights, inputs and the f32 outputs, from
+make_vae_fixtures.py and make_unet_clip_fixtures.py), the same diffusers / transformers module
+run under PyTorch's CPU bf16 autocast (`torch.autocast("cpu", dtype=torch.bfloat16)`: convs,
+linears and matmuls on bf16-rounded inputs and weights with f32 accumulation, norms and softmax
+in f32), on the same inputs. The Rust test measures PyTorch's own bf16 error against the f32
+output and holds ours to at most twice it.
+
+  fixtures/bf16_vae.safetensors   kl_tiny.dec, asym_tiny.dec_masked, asym_tiny.dec_plain,
+                                  x15.dec_masked, x15.dec_plain
+  fixtures/bf16_unet.safetensors  inpaint_y_8, inpaint_y_odd, linear_y_8, linear_y_odd,
+                                  sd15_y (real SD 1.5 inpainting widths, formula weights)
+  fixtures/bf16_clip.safetensors  last_hidden_state of the tiny CLIP text encoder
+  fixtures/bf16_pipeline.safetensors  out.9.{scheduler}.7.5.asymmetric [32, 40, 3] u8: the
+                                  whole StableDiffusionInpaintPipeline of make_pipeline_fixtures.py
+                                  (9-channel UNet, guidance 7.5, asymmetric decoder, the same
+                                  latents and prompts) under bf16 autocast, every scheduler
+
+Run from any directory: python3 tools/reference/make_bf16_fixtures.py
+"""
+
+import os
+import sys
+
+import torch
+from diffusers import AsymmetricAutoencoderKL, AutoencoderKL, UNet2DConditionModel
+from safetensors.torch import load_file, save_file
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.join(HERE, "fixtures")
+sys.path.insert(0, HERE)
+from make_unet_clip_fixtures import sd15_inpaint_unet  # noqa: E402
+from make_vae_fixtures import x15_vae  # noqa: E402
+
+
+def rel(a, b):
+    a, b = a.double(), b.double()
+    return float((a - b).norm() / b.norm())
+
+
+def autocast_outputs(model, io, calls):
+    """Runs `calls` (name -> fn(model, io)) under bf16 autocast; returns name -> f32 tensor."""
+    model = model.float().eval()
+    out = {}
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        for name, fn in calls.items():
+            out[name] = fn(model, io).float()
+    return out
+
+
+def vaes():
+    res = {}
+    io = load_file(os.path.join(OUT, "vae_kl_tiny_io.safetensors"))
+    kl = AutoencoderKL.from_pretrained(os.path.join(OUT, "vae_kl_tiny"))
+    for k, v in autocast_outputs(kl, io, {"dec": lambda m, d: m.decode(d["z"]).sample}).items():
+        res[f"kl_tiny.{k}"] = v
+        print(f"kl_tiny.{k}: PyTorch bf16 autocast rel err {rel(v, io[k]):.3e}")
+    asym_calls = {
+        "dec_masked": lambda m, d: m.decode(d["z"], image=d["x"], mask=d["mask"]).sample,
+        "dec_plain": lambda m, d: m.decode(d["z"]).sample,
+    }
+    io = load_file(os.path.join(OUT, "vae_asym_tiny_io.safetensors"))
+    asym = AsymmetricAutoencoderKL.from_pretrained(os.path.join(OUT, "vae_asym_tiny"))
+    for k, v in autocast_outputs(asym, io, asym_calls).items():
+        res[f"asym_tiny.{k}"] = v
+        print(f"asym_tiny.{k}: PyTorch bf16 autocast rel err {rel(v, io[k]):.3e}")
+    io = load_file(os.path.join(OUT, "vae_asym_x15_io.safetensors"))
+    for k, v in autocast_outputs(x15_vae(), io, asym_calls).items():
+        res[f"x15.{k}"] = v
+        print(f"x15.{k}: PyTorch bf16 autocast rel err {rel(v, io[k]):.3e}")
+    save_file({k: v.contiguous() for k, v in res.items()}, os.path.join(OUT, "bf16_vae.safetensors"))
+
+
+def unets():
+    res = {}
+    io = load_file(os.path.join(OUT, "unet_tiny_io.safetensors"))
+    for name in ("inpaint", "linear"):
+        m = UNet2DConditionModel.from_pretrained(os.path.join(OUT, f"unet_tiny_{name}"))
+        calls = {
+            f"{name}_y_{tag}": (lambda tag: lambda m, d: m(
+                d[f"{name}_x_{tag}"], d["t"], encoder_hidden_states=d["context"]).sample)(tag)
+            for tag in ("8", "odd")
+        }
+        for k, v in autocast_outputs(m, io, calls).items():
+            res[k] = v
+            print(f"unet {k}: PyTorch bf16 autocast rel err {rel(v, io[k]):.3e}")
+    io = load_file(os.path.join(OUT, "unet_sd15_inpaint_io.safetensors"))
+    calls = {"sd15_y": lambda m, d: m(d["x"], d["t"], encoder_hidden_states=d["context"]).sample}
+    for k, v in autocast_outputs(sd15_inpaint_unet(), io, calls).items():
+        res[k] = v
+        print(f"unet {k}: PyTorch bf16 autocast rel err {rel(v, io['y']):.3e}")
+    save_file({k: v.contiguous() for k, v in res.items()}, os.path.join(OUT, "bf16_unet.safetensors"))
+
+
+def text_encoder():
+    from transformers import CLIPTextModel
+
+    io = load_file(os.path.join(OUT, "clip_tiny_io.safetensors"))
+    m = CLIPTextModel.from_pretrained(os.path.join(OUT, "clip_tiny")).float().eval()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = m(input_ids=io["input_ids"].long()).last_hidden_state.float()
+    print(f"clip last_hidden_state: PyTorch bf16 autocast rel err "
+          f"{rel(out, io['last_hidden_state']):.3e}")
+    save_file({"last_hidden_state": out.contiguous()}, os.path.join(OUT, "bf16_clip.safetensors"))
+
+
+def pipelines():
+    """The whole inpaint under autocast, as pipeline_io.safetensors holds it in f32."""
+    import numpy as np
+    from diffusers import StableDiffusionInpaintPipeline
+    from PIL import Image
+    from make_pipeline_fixtures import NEGATIVE, PROMPT, SCHEDULERS  # also patches the posterior
+
+    io = load_file(os.path.join(OUT, "pipeline_io.safetensors"))
+    pipe = StableDiffusionInpaintPipeline.from_pretrained(
+        os.path.join(OUT, "tiny_sd_inpaint9"), safety_checker=None, requires_safety_checker=False)
+    pipe.vae = AsymmetricAutoencoderKL.from_pretrained(os.path.join(OUT, "vae_asym_tiny")).eval()
+    pipe.set_progress_bar_config(disable=True)
+    image = Image.fromarray(io["image"].numpy())
+    mask = Image.fromarray(io["mask"].numpy())
+    config = pipe.scheduler.config
+    res = {}
+    for sname, (cls, extra) in SCHEDULERS.items():
+        pipe.scheduler = cls.from_config({**config, **extra})
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            out = pipe(prompt=PROMPT, negative_prompt=NEGATIVE, image=image, mask_image=mask,
+                       height=32, width=40, num_inference_steps=4, guidance_scale=7.5,
+                       strength=1.0, latents=io["latents"].clone(), output_type="np").images[0]
+        key = f"out.9.{sname}.7.5.asymmetric"
+        u8 = torch.from_numpy((np.asarray(out, dtype=np.float32) * 255).round().astype(np.uint8))
+        res[key] = u8
+        print(f"pipeline {key}: PyTorch bf16 autocast rel err {rel(u8.float(), io[key].float()):.3e}")
+    save_file({k: v.contiguous() for k, v in res.items()}, os.path.join(OUT, "bf16_pipeline.safetensors"))
+
+
+def main():
+    torch.manual_seed(0)
+    vaes()
+    unets()
+    text_encoder()
+    pipelines()
+
+
+if __name__ == "__main__":
+    main()
