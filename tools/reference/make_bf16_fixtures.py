@@ -27,16 +27,8 @@ import torch
 from diffusers import AsymmetricAutoencoderKL, AutoencoderKL, UNet2DConditionModel
 from safetensors.torch import load_file, save_file
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-OUT = os.path.join(HERE, "fixtures")
-sys.path.insert(0, HERE)
-from make_unet_clip_fixtures import sd15_inpaint_unet  # noqa: E402
-from make_vae_fixtures import x15_vae  # noqa: E402
-
-
-def rel(a, b):
-    a, b = a.double(), b.double()
-    return float((a - b).norm() / b.norm())
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_half_fixtures import OUT, rel, sd15_inpaint_unet, x15_vae  # noqa: E402
 
 
 def autocast_outputs(model, io, calls):
