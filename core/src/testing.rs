@@ -273,6 +273,15 @@ pub fn pipeline_inputs(io: &SafetensorsFile) -> (image::RgbaImage, image::GrayIm
     (rgba, m, io.read_f32("latents").expect("latents"))
 }
 
+/// The token ids `[B][77]` of `clip_tiny_io.safetensors` (make_unet_clip_fixtures.py).
+pub fn clip_tiny_ids(io: &SafetensorsFile) -> Vec<Vec<u32>> {
+    io.read_ints("input_ids")
+        .expect("input_ids")
+        .chunks(77)
+        .map(|c| c.iter().map(|&v| v as u32).collect())
+        .collect()
+}
+
 /// The request `pipeline_io.safetensors` was made with (make_pipeline_fixtures.py): its
 /// prompts, 4 steps, strength 1, the given latents, the whole image, no blur or paste-back.
 pub fn pipeline_request(

@@ -14,8 +14,8 @@ use clearpaint_core::precision::{Half, Precision};
 use clearpaint_core::progress::{CancelToken, NoProgress};
 use clearpaint_core::schedulers::SchedulerKind;
 use clearpaint_core::testing::{
-    assert_within_twice_reference, fixture, load_tensor, pipeline_inputs, pipeline_request,
-    rel_err, write_formula_weights, write_sd15_inpaint_unet,
+    assert_within_twice_reference, clip_tiny_ids, fixture, load_tensor, pipeline_inputs,
+    pipeline_request, rel_err, write_formula_weights, write_sd15_inpaint_unet,
 };
 use clearpaint_core::weights::SafetensorsFile;
 
@@ -127,12 +127,7 @@ fn unets_in_bf16_are_as_close_as_pytorch_autocast() {
 fn text_encoder_in_bf16_is_as_close_as_pytorch_autocast() {
     let dev = Device::flex();
     let io = SafetensorsFile::open(fixture("clip_tiny_io.safetensors")).unwrap();
-    let ids: Vec<Vec<u32>> = io
-        .read_ints("input_ids")
-        .unwrap()
-        .chunks(77)
-        .map(|c| c.iter().map(|&v| v as u32).collect())
-        .collect();
+    let ids = clip_tiny_ids(&io);
     let m = clip::load_folder_as(fixture("clip_tiny"), &dev, BF16)
         .unwrap()
         .model;

@@ -9,8 +9,8 @@ use burn::tensor::{DType, Device, FloatDType, Tensor};
 use clearpaint_core::models::vae::{self, AutoencoderKL, VaeConfig};
 use clearpaint_core::models::{clip, unet};
 use clearpaint_core::testing::{
-    TestDevice, assert_within_twice_reference, fixture, load_tensor, rel_err, test_devices, to_vec,
-    write_formula_weights, write_sd15_inpaint_unet,
+    TestDevice, assert_within_twice_reference, clip_tiny_ids, fixture, load_tensor, rel_err,
+    test_devices, to_vec, write_formula_weights, write_sd15_inpaint_unet,
 };
 use clearpaint_core::weights::SafetensorsFile;
 
@@ -181,12 +181,7 @@ fn unets_in_f16_are_as_close_as_diffusers_fp16() {
 fn text_encoder_in_f16_is_as_close_as_transformers_fp16() {
     let dev = gpu();
     let io = SafetensorsFile::open(fixture("clip_tiny_io.safetensors")).unwrap();
-    let ids: Vec<Vec<u32>> = io
-        .read_ints("input_ids")
-        .unwrap()
-        .chunks(77)
-        .map(|c| c.iter().map(|&v| v as u32).collect())
-        .collect();
+    let ids = clip_tiny_ids(&io);
     let m = clip::load_folder_as(fixture("clip_tiny"), &dev.device, FloatDType::F16)
         .unwrap()
         .model;

@@ -40,7 +40,8 @@ impl ClearpaintApp {
             .response
             .on_hover_text(
                 "auto: f16 on a GPU with shader-f16 (half the memory), f32 on the CPU; \
-                 f16 needs a GPU. In f16: UNet, text encoder, VAE decoders",
+                 f16 needs a GPU; bf16 (CPU) halves the weights' memory, not the time. \
+                 In half precision: UNet, text encoder, VAE decoders",
             );
     }
 
