@@ -24,11 +24,11 @@ import os
 import sys
 
 import torch
-from diffusers import AsymmetricAutoencoderKL, AutoencoderKL, UNet2DConditionModel
+from diffusers import AsymmetricAutoencoderKL, UNet2DConditionModel
 from safetensors.torch import load_file, save_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_half_fixtures import OUT, rel, sd15_inpaint_unet, x15_vae  # noqa: E402
+from make_half_fixtures import OUT, decoder_outputs, rel, sd15_inpaint_unet  # noqa: E402
 
 
 def autocast_outputs(model, io, calls):
@@ -42,25 +42,7 @@ def autocast_outputs(model, io, calls):
 
 
 def vaes():
-    res = {}
-    io = load_file(os.path.join(OUT, "vae_kl_tiny_io.safetensors"))
-    kl = AutoencoderKL.from_pretrained(os.path.join(OUT, "vae_kl_tiny"))
-    for k, v in autocast_outputs(kl, io, {"dec": lambda m, d: m.decode(d["z"]).sample}).items():
-        res[f"kl_tiny.{k}"] = v
-        print(f"kl_tiny.{k}: PyTorch bf16 autocast rel err {rel(v, io[k]):.3e}")
-    asym_calls = {
-        "dec_masked": lambda m, d: m.decode(d["z"], image=d["x"], mask=d["mask"]).sample,
-        "dec_plain": lambda m, d: m.decode(d["z"]).sample,
-    }
-    io = load_file(os.path.join(OUT, "vae_asym_tiny_io.safetensors"))
-    asym = AsymmetricAutoencoderKL.from_pretrained(os.path.join(OUT, "vae_asym_tiny"))
-    for k, v in autocast_outputs(asym, io, asym_calls).items():
-        res[f"asym_tiny.{k}"] = v
-        print(f"asym_tiny.{k}: PyTorch bf16 autocast rel err {rel(v, io[k]):.3e}")
-    io = load_file(os.path.join(OUT, "vae_asym_x15_io.safetensors"))
-    for k, v in autocast_outputs(x15_vae(), io, asym_calls).items():
-        res[f"x15.{k}"] = v
-        print(f"x15.{k}: PyTorch bf16 autocast rel err {rel(v, io[k]):.3e}")
+    res = decoder_outputs(autocast_outputs, "PyTorch bf16 autocast")
     save_file({k: v.contiguous() for k, v in res.items()}, os.path.join(OUT, "bf16_vae.safetensors"))
 
 

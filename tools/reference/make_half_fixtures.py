@@ -45,30 +45,33 @@ def half_outputs(model, io, calls):
     return out
 
 
-def main():
-    torch.manual_seed(0)
+def decoder_outputs(run, label):
+    """The VAE decoders of make_vae_fixtures.py (tiny KL, tiny asymmetric, asymmetric at the
+    x-1-5 widths with formula weights) through `run(model, io, calls)` (a precision's
+    runner); returns <model>.<output> -> f32 tensor, printing each error against f32."""
     res = {}
-    # AutoencoderKL, tiny.
-    io = load_file(os.path.join(OUT, "vae_kl_tiny_io.safetensors"))
-    kl = AutoencoderKL.from_pretrained(os.path.join(OUT, "vae_kl_tiny"))
-    for k, v in half_outputs(kl, io, {"dec": lambda m, d: m.decode(d["z"]).sample}).items():
-        res[f"kl_tiny.{k}"] = v
-        print(f"kl_tiny.{k}: diffusers fp16 rel err {rel(v, io[k]):.3e}")
-    # AsymmetricAutoencoderKL, tiny and at the x-1-5 widths (formula weights).
     asym_calls = {
         "dec_masked": lambda m, d: m.decode(d["z"], image=d["x"], mask=d["mask"]).sample,
         "dec_plain": lambda m, d: m.decode(d["z"]).sample,
     }
-    io = load_file(os.path.join(OUT, "vae_asym_tiny_io.safetensors"))
-    asym = AsymmetricAutoencoderKL.from_pretrained(os.path.join(OUT, "vae_asym_tiny"))
-    for k, v in half_outputs(asym, io, asym_calls).items():
-        res[f"asym_tiny.{k}"] = v
-        print(f"asym_tiny.{k}: diffusers fp16 rel err {rel(v, io[k]):.3e}")
-    io = load_file(os.path.join(OUT, "vae_asym_x15_io.safetensors"))
-    x15 = x15_vae()
-    for k, v in half_outputs(x15, io, asym_calls).items():
-        res[f"x15.{k}"] = v
-        print(f"x15.{k}: diffusers fp16 rel err {rel(v, io[k]):.3e}")
+    models = [
+        ("kl_tiny", "vae_kl_tiny_io", lambda: AutoencoderKL.from_pretrained(
+            os.path.join(OUT, "vae_kl_tiny")), {"dec": lambda m, d: m.decode(d["z"]).sample}),
+        ("asym_tiny", "vae_asym_tiny_io", lambda: AsymmetricAutoencoderKL.from_pretrained(
+            os.path.join(OUT, "vae_asym_tiny")), asym_calls),
+        ("x15", "vae_asym_x15_io", x15_vae, asym_calls),
+    ]
+    for tag, io_name, build, calls in models:
+        io = load_file(os.path.join(OUT, f"{io_name}.safetensors"))
+        for k, v in run(build(), io, calls).items():
+            res[f"{tag}.{k}"] = v
+            print(f"{tag}.{k}: {label} rel err {rel(v, io[k]):.3e}")
+    return res
+
+
+def main():
+    torch.manual_seed(0)
+    res = decoder_outputs(half_outputs, "diffusers fp16")
     save_file({k: v.contiguous() for k, v in res.items()}, os.path.join(OUT, "half_vae.safetensors"))
     unets()
     text_encoder()
