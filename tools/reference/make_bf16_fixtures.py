@@ -24,11 +24,11 @@ import os
 import sys
 
 import torch
-from diffusers import AsymmetricAutoencoderKL, UNet2DConditionModel
+from diffusers import AsymmetricAutoencoderKL
 from safetensors.torch import load_file, save_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_half_fixtures import OUT, decoder_outputs, rel, sd15_inpaint_unet  # noqa: E402
+from make_half_fixtures import OUT, decoder_outputs, rel, unet_outputs  # noqa: E402
 
 
 def autocast_outputs(model, io, calls):
@@ -47,23 +47,7 @@ def vaes():
 
 
 def unets():
-    res = {}
-    io = load_file(os.path.join(OUT, "unet_tiny_io.safetensors"))
-    for name in ("inpaint", "linear"):
-        m = UNet2DConditionModel.from_pretrained(os.path.join(OUT, f"unet_tiny_{name}"))
-        calls = {
-            f"{name}_y_{tag}": (lambda tag: lambda m, d: m(
-                d[f"{name}_x_{tag}"], d["t"], encoder_hidden_states=d["context"]).sample)(tag)
-            for tag in ("8", "odd")
-        }
-        for k, v in autocast_outputs(m, io, calls).items():
-            res[k] = v
-            print(f"unet {k}: PyTorch bf16 autocast rel err {rel(v, io[k]):.3e}")
-    io = load_file(os.path.join(OUT, "unet_sd15_inpaint_io.safetensors"))
-    calls = {"sd15_y": lambda m, d: m(d["x"], d["t"], encoder_hidden_states=d["context"]).sample}
-    for k, v in autocast_outputs(sd15_inpaint_unet(), io, calls).items():
-        res[k] = v
-        print(f"unet {k}: PyTorch bf16 autocast rel err {rel(v, io['y']):.3e}")
+    res = unet_outputs(autocast_outputs, "PyTorch bf16 autocast")
     save_file({k: v.contiguous() for k, v in res.items()}, os.path.join(OUT, "bf16_unet.safetensors"))
 
 

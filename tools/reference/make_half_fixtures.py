@@ -91,6 +91,14 @@ def text_encoder():
 def unets():
     """The UNets in fp16; the timestep embedding in f32, as diffusers' fp16 UNet computes
     its sinusoidal features in f32 and casts them to the model's dtype."""
+    res = unet_outputs(half_outputs, "diffusers fp16")
+    save_file({k: v.contiguous() for k, v in res.items()}, os.path.join(OUT, "half_unet.safetensors"))
+
+
+def unet_outputs(run, label):
+    """The UNets of make_unet_clip_fixtures.py (tiny with both projections, the SD 1.5
+    inpainting widths with formula weights) through `run(model, io, calls)`; the timesteps
+    are passed as stored (f32), whatever the runner casts."""
     res = {}
     io = load_file(os.path.join(OUT, "unet_tiny_io.safetensors"))
     for name in ("inpaint", "linear"):
@@ -100,16 +108,16 @@ def unets():
                 d[f"{name}_x_{tag}"], io["t"], encoder_hidden_states=d["context"]).sample)(tag)
             for tag in ("8", "odd")
         }
-        for k, v in half_outputs(m, io, calls).items():
+        for k, v in run(m, io, calls).items():
             res[k] = v
-            print(f"unet {k}: diffusers fp16 rel err {rel(v, io[k]):.3e}")
+            print(f"unet {k}: {label} rel err {rel(v, io[k]):.3e}")
     io = load_file(os.path.join(OUT, "unet_sd15_inpaint_io.safetensors"))
-    real = sd15_inpaint_unet()
     calls = {"sd15_y": lambda m, d: m(d["x"], io["t"], encoder_hidden_states=d["context"]).sample}
-    for k, v in half_outputs(real, {"x": io["x"], "context": io["context"]}, calls).items():
+    inputs = {"x": io["x"], "context": io["context"]}
+    for k, v in run(sd15_inpaint_unet(), inputs, calls).items():
         res[k] = v
-        print(f"unet {k}: diffusers fp16 rel err {rel(v, io['y']):.3e}")
-    save_file({k: v.contiguous() for k, v in res.items()}, os.path.join(OUT, "half_unet.safetensors"))
+        print(f"unet {k}: {label} rel err {rel(v, io['y']):.3e}")
+    return res
 
 
 if __name__ == "__main__":
