@@ -94,6 +94,68 @@ fn bf16_file_matches_pytorch() {
     check_layout(vec![f], "y_bf16");
 }
 
+/// Half-precision parameters from a file in the same type are its bits, as stored (a linear
+/// weight transposed): no rounding trip through anything else. From an f32 file, each value
+/// rounded to nearest even, as a cast of the f32 value gives.
+#[test]
+fn half_parameters_keep_the_files_bits() {
+    use burn::tensor::{DType, FloatDType};
+    let cases = [
+        (
+            "loader_block_fp16/diffusion_pytorch_model.fp16.safetensors",
+            FloatDType::F16,
+        ),
+        ("loader_block_bf16.safetensors", FloatDType::BF16),
+        (
+            "loader_block/diffusion_pytorch_model.safetensors",
+            FloatDType::F16,
+        ),
+    ];
+    for (path, dtype) in cases {
+        let f = SafetensorsFile::open(fixture(path)).unwrap();
+        let options = LoadOptions {
+            float_dtype: Some(dtype),
+            ..Default::default()
+        };
+        let dev = Device::flex();
+        let (block, report) = load_module(Block::new(&dev), std::slice::from_ref(&f), &options)
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert!(report.is_complete(), "{report}");
+        // proj.weight is [out 12, in 16] in the file, [in 16, out 12] in burn.
+        let file = f.read_f32("proj.weight").unwrap();
+        let raw = f.raw("proj.weight").unwrap();
+        let param = block.proj.weight.val();
+        assert_eq!(param.dtype(), DType::from(dtype));
+        let bits: Vec<u16> = match dtype {
+            FloatDType::F16 => param
+                .into_data()
+                .try_to_vec::<half::f16>()
+                .unwrap()
+                .iter()
+                .map(|v| v.to_bits())
+                .collect(),
+            _ => param
+                .into_data()
+                .try_to_vec::<half::bf16>()
+                .unwrap()
+                .iter()
+                .map(|v| v.to_bits())
+                .collect(),
+        };
+        for o in 0..12 {
+            for i in 0..16 {
+                let k = o * 16 + i;
+                let want = if path.contains("fp16") || path.contains("bf16") {
+                    u16::from_le_bytes([raw[2 * k], raw[2 * k + 1]])
+                } else {
+                    half::f16::from_f32(file[k]).to_bits()
+                };
+                assert_eq!(bits[i * 12 + o], want, "{path}: proj.weight[{o}][{i}]");
+            }
+        }
+    }
+}
+
 // ---- broken inputs -------------------------------------------------------------------------
 
 fn good_bytes() -> Vec<u8> {

@@ -9,6 +9,8 @@ use safetensors::tensor::{Dtype, Metadata, SafeTensorError, SafeTensors};
 
 use super::WeightsError;
 
+/// A float tensor as stored: its type, its bytes and their range in the file.
+type StoredFloats<'a> = (FloatType, &'a [u8], (usize, usize));
 /// Element types we can read into f32 parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FloatType {
@@ -16,6 +18,44 @@ pub enum FloatType {
     F16,
     BF16,
     F64,
+}
+
+/// A tensor's values on the host, in the element type its parameter is held in.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HostFloats {
+    F32(Vec<f32>),
+    F16(Vec<half::f16>),
+    BF16(Vec<half::bf16>),
+}
+
+impl HostFloats {
+    /// A `[rows, cols]` matrix transposed to `[cols, rows]`.
+    pub fn transposed(self, rows: usize, cols: usize) -> HostFloats {
+        fn t<T: Copy + Default>(v: Vec<T>, rows: usize, cols: usize) -> Vec<T> {
+            let mut out = vec![T::default(); v.len()];
+            for r in 0..rows {
+                for c in 0..cols {
+                    out[c * rows + r] = v[r * cols + c];
+                }
+            }
+            out
+        }
+        match self {
+            HostFloats::F32(v) => HostFloats::F32(t(v, rows, cols)),
+            HostFloats::F16(v) => HostFloats::F16(t(v, rows, cols)),
+            HostFloats::BF16(v) => HostFloats::BF16(t(v, rows, cols)),
+        }
+    }
+
+    /// burn tensor data shaped `shape`, in this element type.
+    pub fn into_data(self, shape: Vec<usize>) -> burn::tensor::TensorData {
+        use burn::tensor::TensorData;
+        match self {
+            HostFloats::F32(v) => TensorData::new(v, shape),
+            HostFloats::F16(v) => TensorData::new(v, shape),
+            HostFloats::BF16(v) => TensorData::new(v, shape),
+        }
+    }
 }
 
 /// Where one tensor lives in the file.
@@ -162,6 +202,51 @@ impl SafetensorsFile {
 
     /// Reads a floating-point tensor as f32 (f16, bf16 and f64 are converted).
     pub fn read_f32(&self, key: &str) -> Result<Vec<f32>, WeightsError> {
+        let (float, bytes, range) = self.float_bytes(key)?;
+        let values = decode_floats(float, bytes);
+        self.release(range);
+        Ok(values)
+    }
+
+    /// Reads a floating-point tensor for parameters held in `target` (f32, f16 or bf16): a
+    /// tensor the file already stores in `target` is copied as stored, with no f32 copy on the
+    /// host; any other is converted per element (through f32, rounding to nearest even, as a
+    /// cast of the f32 values would).
+    pub fn read_for(&self, key: &str, target: FloatType) -> Result<HostFloats, WeightsError> {
+        let (float, bytes, range) = self.float_bytes(key)?;
+        let values = match (target, float) {
+            (FloatType::F16, FloatType::F16) => HostFloats::F16(
+                bytes
+                    .chunks_exact(2)
+                    .map(|c| half::f16::from_le_bytes([c[0], c[1]]))
+                    .collect(),
+            ),
+            (FloatType::BF16, FloatType::BF16) => HostFloats::BF16(
+                bytes
+                    .chunks_exact(2)
+                    .map(|c| half::bf16::from_le_bytes([c[0], c[1]]))
+                    .collect(),
+            ),
+            (FloatType::F16, _) => HostFloats::F16(
+                decode_floats(float, bytes)
+                    .into_iter()
+                    .map(half::f16::from_f32)
+                    .collect(),
+            ),
+            (FloatType::BF16, _) => HostFloats::BF16(
+                decode_floats(float, bytes)
+                    .into_iter()
+                    .map(half::bf16::from_f32)
+                    .collect(),
+            ),
+            _ => HostFloats::F32(decode_floats(float, bytes)),
+        };
+        self.release(range);
+        Ok(values)
+    }
+
+    /// A float tensor's type, stored bytes and byte range.
+    fn float_bytes(&self, key: &str) -> Result<StoredFloats<'_>, WeightsError> {
         let entry = self.tensors.get(key).ok_or_else(|| WeightsError::BadFile {
             path: self.path.clone(),
             problem: format!("no tensor named '{key}'"),
@@ -174,9 +259,7 @@ impl SafetensorsFile {
                 entry.dtype
             ),
         })?;
-        let values = decode_floats(float, bytes);
-        self.release(entry.range);
-        Ok(values)
+        Ok((float, bytes, entry.range))
     }
 
     /// The raw little-endian bytes of a tensor, as stored.

@@ -13,10 +13,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
 use burn::module::{Module, ModuleMapper, Param};
-use burn::tensor::{DType, FloatDType, Tensor, TensorData};
+use burn::tensor::{DType, FloatDType, Tensor};
 use regex::Regex;
 
-use super::{SafetensorsFile, WeightsError};
+use super::{FloatType, SafetensorsFile, WeightsError};
 
 /// An ordered list of rewrite rules from file keys to module paths. The first rule whose
 /// pattern matches a key rewrites it (with `$1`-style captures); later rules see the result.
@@ -96,8 +96,9 @@ pub struct LoadOptions {
     /// Check keys, shapes and dtypes only: no tensor data is read and the module keeps its
     /// (lazy, never materialised) initial parameters. `clearpaint weights check` uses this.
     pub dry_run: bool,
-    /// The float type parameters go to the device in (converted on the host, so a half-precision
-    /// model never has an f32 copy on the device); `None`: f32.
+    /// The float type parameters go to the device in: tensors stored in it are copied as they
+    /// are, others converted per element on the host (no f32 copy of a half-precision model on
+    /// the host or the device); `None`: f32.
     pub float_dtype: Option<FloatDType>,
 }
 
@@ -409,7 +410,12 @@ impl ModuleMapper for Loader<'_> {
             }
             return param;
         }
-        let mut values = match file.read_f32(&file_key) {
+        let target = match self.dtype {
+            DType::F16 => FloatType::F16,
+            DType::BF16 => FloatType::BF16,
+            _ => FloatType::F32,
+        };
+        let mut values = match file.read_for(&file_key, target) {
             Ok(v) => v,
             Err(e) => {
                 self.report.unreadable.push((file_key, e.problem()));
@@ -418,21 +424,15 @@ impl ModuleMapper for Loader<'_> {
         };
         if let Layout::LinearWeight = layout {
             // [out, in] -> [in, out]
-            let (o, i) = (torch_shape[0], torch_shape[1]);
-            let mut t = vec![0f32; values.len()];
-            for r in 0..o {
-                for c in 0..i {
-                    t[c * o + r] = values[r * i + c];
-                }
-            }
-            values = t;
+            values = values.transposed(torch_shape[0], torch_shape[1]);
         }
         let device = param.lazy_device();
-        let data = TensorData::new(values, model_shape);
+        let data = values.into_data(model_shape);
         let tensor = if self.dtype == DType::F32 {
             Tensor::<D>::from_data(data, &device)
         } else {
-            Tensor::<D>::from_data(data.convert_dtype(self.dtype), (&device, self.dtype))
+            // Already in the parameter's type: goes to the device as it is.
+            Tensor::<D>::from_data(data, (&device, self.dtype))
         };
         self.report.loaded += 1;
         let id = param.id;

@@ -7,7 +7,7 @@ mod load;
 
 use std::path::PathBuf;
 
-pub use file::{FloatType, SafetensorsFile, TensorEntry, float_type};
+pub use file::{FloatType, HostFloats, SafetensorsFile, TensorEntry, float_type};
 pub use folder::{ComponentFiles, component_files, read_config};
 pub use load::{
     KeyRemap, LoadOptions, LoadReport, ModulePath, ShapeMismatch, key_summary, load_module,
