@@ -9,7 +9,9 @@
 # to check the script end to end on a slow device (lavapipe); numbers from it mean nothing. Without it: the real 512x512 shapes,
 # 3 runs after a warm-up (about 8 minutes on a data-centre GPU).
 # Environment: CLEARPAINT_PROFILE (cargo profile, default release), PYTHON (default python3),
-# PER_RUN_TIMEOUT (seconds per workload process, default 300).
+# PER_RUN_TIMEOUT (seconds per workload process, default 300), CLEARPAINT_FEATURES (cargo
+# features of the build: default `spirv`, burn's SPIR-V compiler with cooperative matrices on
+# Vulkan; none with --small, since lavapipe crashes on some of that SPIR-V).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:?usage: tools/gpu-bench.sh OUTDIR [--small]}
@@ -22,7 +24,9 @@ runs=3
 [ "$small" = "--small" ] && runs=1
 workloads="unet-step text-encoder vae-decode asym-decode inpaint-20"
 
-cargo build --locked --profile "$profile" -p clearpaint || exit 1
+features=${CLEARPAINT_FEATURES-spirv}
+[ "$small" = "--small" ] && features=${CLEARPAINT_FEATURES-}
+cargo build --locked --profile "$profile" -p clearpaint --features "$features" || exit 1
 dir=$profile; [ "$profile" = "dev" ] && dir=debug
 bin=target/$dir/clearpaint
 "$bin" --device gpu devices > "$out/devices.txt" 2>&1 || true

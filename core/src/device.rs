@@ -85,6 +85,8 @@ pub enum DeviceError {
          or Mesa's lavapipe (Debian: mesa-vulkan-drivers) for a software one, or use --device cpu"
     )]
     NoAdapter,
+    #[error("{adapter}: cannot start the GPU runtime: {reason}")]
+    Open { adapter: String, reason: String },
 }
 
 /// The kind of a wgpu adapter, as wgpu reports it.
@@ -254,8 +256,13 @@ pub fn select(choice: DeviceChoice) -> Result<Selected, DeviceError> {
         None => cpu(),
         Some(i) => {
             let a = &adapters[i];
+            let (device, _) =
+                crate::gpu::open(&a.device_kind).map_err(|reason| DeviceError::Open {
+                    adapter: a.name.clone(),
+                    reason,
+                })?;
             Selected {
-                device: Device::wgpu(a.device_kind.clone()),
+                device,
                 description: format!("gpu: {} ({}, {})", a.name, a.backend, a.kind.name()),
                 is_cpu: false,
                 max_tensor_bytes: a.max_buffer_bytes,

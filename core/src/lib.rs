@@ -22,6 +22,7 @@ pub mod classical;
 pub mod cpu;
 pub mod device;
 pub mod files;
+pub mod gpu;
 pub mod imaging;
 pub mod kernels;
 pub mod lora;

@@ -69,6 +69,41 @@ fn close(what: &str, ours: &[f32], reference: &[f32]) {
     assert!(e <= TOL, "{what}: relative error {e:e} > {TOL:e}");
 }
 
+/// The compiler burn runs is the build's: WGSL by default, SPIR-V on Vulkan with the `spirv`
+/// feature (`cargo test -p clearpaint-core --features spirv --test kernels`: lavapipe is a
+/// Vulkan driver, so every test in this file then runs our WGSL kernels beside SPIR-V ones,
+/// launched through wgpu directly, kernels::native). The launch counter shows the kernel ran,
+/// and its output (read back through burn, after burn's own op wrote the input) matches the
+/// reference, whichever compiler burn's ops came from.
+#[test]
+fn wgsl_kernels_run_under_the_builds_compiler() {
+    let g = gpu();
+    let runtime = clearpaint_core::gpu::runtime(&g).expect("a wgpu device");
+    let want = if cfg!(feature = "spirv") {
+        clearpaint_core::gpu::Compiler::SpirV
+    } else {
+        clearpaint_core::gpu::Compiler::Wgsl
+    };
+    assert_eq!(runtime.compiler, want, "lavapipe runs the build's compiler");
+    let (n, c, h, w) = (2, 32, 6, 5);
+    let x = values(n * c * h * w, 77, -2.0, 3.0);
+    let before = kernels::launches();
+    // A burn op (SPIR-V) writes the kernel's input, a burn op reads its output.
+    let input = tensor(&x, [n, c, h, w], &g) * 2.0 - 1.0;
+    let ours = kernels::group_norm_silu(input, &norm(c, 8, 1e-6, 5, &g), true).unwrap() + 0.5;
+    assert_eq!(kernels::launches(), before + 1, "the WGSL kernel ran");
+    let reference = kernels::group_norm_silu_reference(
+        tensor(&x, [n, c, h, w], &cpu()) * 2.0 - 1.0,
+        &norm(c, 8, 1e-6, 5, &cpu()),
+        true,
+    ) + 0.5;
+    close(
+        &format!("GroupNorm+SiLU under {}", runtime.compiler.name()),
+        &to_vec(ours),
+        &to_vec(reference),
+    );
+}
+
 #[test]
 fn group_norm_silu_matches_burn() {
     let g = gpu();

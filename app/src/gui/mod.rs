@@ -98,10 +98,7 @@ fn shared_gpu(
     let adapters = device::list_adapters();
     let i = device::decide(choice, &adapters).ok()??;
     let a = &adapters[i];
-    match burn::tensor::Device::wgpu_options()
-        .device_kind(a.device_kind.clone())
-        .init_with_setup()
-    {
+    match clearpaint_core::gpu::open(&a.device_kind) {
         Ok((dev, setup)) => {
             eprintln!(
                 "sharing one wgpu device between the window and the models: {} ({})",

@@ -110,6 +110,9 @@ pub fn launches() -> usize {
 
 fn launch(like: &CubeTensor, kernel: Wgsl, count: CubeCount, buffers: Vec<Handle>) {
     LAUNCHES.with(|l| l.set(l.get() + 1));
+    if crate::gpu::compiler_of(like) == crate::gpu::Compiler::SpirV {
+        return native::launch(like, &kernel, count, &buffers);
+    }
     like.client.launch(
         Box::new(SourceKernel::new(kernel, CubeDim::new_1d(WORKGROUP))),
         count,
@@ -251,6 +254,7 @@ pub fn tensor_values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
 mod colormap;
 mod image_io;
 mod mask;
+mod native;
 mod norm;
 mod swap;
 
