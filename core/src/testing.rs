@@ -310,6 +310,48 @@ pub fn pipeline_request(
     }
 }
 
+/// The whole inpaint of `pipeline_io.safetensors` (9-channel tiny pipeline, guidance 7.5,
+/// asymmetric decoder) on `selected` at its precision, every scheduler with a fixture: each
+/// PNG against diffusers' f32 PNG, within twice the error of the reference's own half-precision
+/// run (`refs`, e.g. `half_pipeline.safetensors`) against the same PNG, and not identical to it
+/// (the half path was taken).
+pub fn assert_inpaint_within_twice_reference(selected: &device::Selected, refs: &str, label: &str) {
+    use crate::pipelines::inpaint::{self, DecoderChoice, InpaintModels};
+    use crate::progress::{CancelToken, NoProgress};
+    use crate::schedulers::SchedulerKind;
+    let io = SafetensorsFile::open(fixture("pipeline_io.safetensors")).unwrap();
+    let refs = SafetensorsFile::open(fixture(refs)).unwrap();
+    let (image, mask, latents) = pipeline_inputs(&io);
+    let decoder = DecoderChoice::Asymmetric;
+    let models = InpaintModels::load(
+        &fixture("tiny_sd_inpaint9"),
+        Some(&fixture("vae_asym_tiny")),
+        decoder,
+        selected,
+    )
+    .unwrap();
+    for kind in SchedulerKind::ALL {
+        if kind == SchedulerKind::EulerAncestral {
+            continue; // its noise draws differ from torch's by design (no fixture)
+        }
+        let req = pipeline_request(kind, 7.5, decoder, latents.clone());
+        let (cancel, quiet) = (CancelToken::new(), NoProgress);
+        let out = inpaint::run(&models, &image, &mask, &req, &quiet, &cancel).unwrap();
+        let rgb = out.image.pixels().flat_map(|p| [p[0], p[1], p[2]]);
+        let ours: Vec<f32> = rgb.map(f32::from).collect();
+        let key = format!("out.9.{}.7.5.asymmetric", kind.name());
+        let f = |file: &SafetensorsFile| -> Vec<f32> {
+            let v = file.read_ints(&key).unwrap();
+            v.iter().map(|&v| v as f32).collect()
+        };
+        let (want, theirs) = (f(&io), f(&refs));
+        let (err, bound) = (rel_err(&ours, &want), rel_err(&theirs, &want));
+        eprintln!("{key}: {label} rel err {err:.3e}, reference's own {bound:.3e}");
+        assert!(err > 0.0, "{key}: identical to f32: {label} was not used");
+        assert!(err <= 2.0 * bound, "{key}: {err:.3e} > 2 x {bound:.3e}");
+    }
+}
+
 /// Writes the SD 1.5 inpainting UNet as a diffusers folder `dir/unet` in the real layout
 /// (`unet_sd15_inpaint_config.json`, formula weights in float16 under diffusers' key names, in
 /// `diffusion_pytorch_model.fp16.safetensors`) and returns the folder and its config.

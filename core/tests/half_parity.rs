@@ -3,14 +3,16 @@
 //! reference on the same inputs (`tools/reference/make_half_fixtures.py`). The VAE decoders
 //! (SD's KL decoder and the asymmetric mask-conditioned one, tiny and at the x-1-5 widths) and
 //! the UNet (tiny, both projection kinds, and the real SD 1.5 inpainting widths), and the CLIP
-//! text encoder (tiny; against transformers' fp16).
+//! text encoder (tiny; against transformers' fp16); and the whole inpaint pipeline at
+//! `--precision f16`, every scheduler (against diffusers' pipeline in fp16).
 
 use burn::tensor::{DType, Device, FloatDType, Tensor};
 use clearpaint_core::models::vae::{self, AutoencoderKL, VaeConfig};
 use clearpaint_core::models::{clip, unet};
 use clearpaint_core::testing::{
-    TestDevice, assert_within_twice_reference, clip_tiny_ids, fixture, load_tensor, rel_err,
-    test_devices, to_vec, write_formula_weights, write_sd15_inpaint_unet,
+    TestDevice, assert_inpaint_within_twice_reference, assert_within_twice_reference,
+    clip_tiny_ids, fixture, load_tensor, rel_err, test_devices, to_vec, write_formula_weights,
+    write_sd15_inpaint_unet,
 };
 use clearpaint_core::weights::SafetensorsFile;
 
@@ -197,4 +199,17 @@ fn text_encoder_in_f16_is_as_close_as_transformers_fp16() {
         key,
         key,
     );
+}
+
+/// The whole inpaint (9-channel tiny pipeline, guidance 7.5, asymmetric decoder) with
+/// `--precision f16` on wgpu, every scheduler: its PNG against diffusers' f32 PNG, within twice
+/// the error of diffusers' pipeline in fp16 (`half_pipeline.safetensors`).
+#[test]
+fn whole_inpaint_in_f16_is_as_close_as_diffusers_fp16_for_every_scheduler() {
+    let selected = clearpaint_core::device::select(clearpaint_core::device::DeviceChoice::Gpu)
+        .expect("a wgpu adapter")
+        .with_precision(clearpaint_core::precision::Precision::F16)
+        .unwrap();
+    assert_eq!(selected.half, clearpaint_core::precision::Half::On);
+    assert_inpaint_within_twice_reference(&selected, "half_pipeline.safetensors", "f16");
 }

@@ -24,11 +24,10 @@ import os
 import sys
 
 import torch
-from diffusers import AsymmetricAutoencoderKL
 from safetensors.torch import load_file, save_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_half_fixtures import OUT, decoder_outputs, rel, unet_outputs  # noqa: E402
+from make_half_fixtures import OUT, decoder_outputs, pipeline_outputs, rel, unet_outputs  # noqa: E402
 
 
 def autocast_outputs(model, io, calls):
@@ -63,32 +62,13 @@ def text_encoder():
     save_file({"last_hidden_state": out.contiguous()}, os.path.join(OUT, "bf16_clip.safetensors"))
 
 
-def pipelines():
-    """The whole inpaint under autocast, as pipeline_io.safetensors holds it in f32."""
-    import numpy as np
-    from diffusers import StableDiffusionInpaintPipeline
-    from PIL import Image
-    from make_pipeline_fixtures import NEGATIVE, PROMPT, SCHEDULERS  # also patches the posterior
+def autocast_pipeline(pipe):
+    """The f32 pipeline under bf16 autocast."""
+    return pipe, torch.float32, lambda: torch.autocast("cpu", dtype=torch.bfloat16)
 
-    io = load_file(os.path.join(OUT, "pipeline_io.safetensors"))
-    pipe = StableDiffusionInpaintPipeline.from_pretrained(
-        os.path.join(OUT, "tiny_sd_inpaint9"), safety_checker=None, requires_safety_checker=False)
-    pipe.vae = AsymmetricAutoencoderKL.from_pretrained(os.path.join(OUT, "vae_asym_tiny")).eval()
-    pipe.set_progress_bar_config(disable=True)
-    image = Image.fromarray(io["image"].numpy())
-    mask = Image.fromarray(io["mask"].numpy())
-    config = pipe.scheduler.config
-    res = {}
-    for sname, (cls, extra) in SCHEDULERS.items():
-        pipe.scheduler = cls.from_config({**config, **extra})
-        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-            out = pipe(prompt=PROMPT, negative_prompt=NEGATIVE, image=image, mask_image=mask,
-                       height=32, width=40, num_inference_steps=4, guidance_scale=7.5,
-                       strength=1.0, latents=io["latents"].clone(), output_type="np").images[0]
-        key = f"out.9.{sname}.7.5.asymmetric"
-        u8 = torch.from_numpy((np.asarray(out, dtype=np.float32) * 255).round().astype(np.uint8))
-        res[key] = u8
-        print(f"pipeline {key}: PyTorch bf16 autocast rel err {rel(u8.float(), io[key].float()):.3e}")
+
+def pipelines():
+    res = pipeline_outputs(autocast_pipeline, "PyTorch bf16 autocast")
     save_file({k: v.contiguous() for k, v in res.items()}, os.path.join(OUT, "bf16_pipeline.safetensors"))
 
 

@@ -11,10 +11,15 @@ measures diffusers' own fp16 error against the f32 output and holds ours to at m
       inpaint_y_8, inpaint_y_odd, linear_y_8, linear_y_odd (tiny), sd15_y (real SD 1.5
       inpainting widths, formula weights)
   fixtures/half_clip.safetensors  last_hidden_state of the tiny CLIP text encoder
+  fixtures/half_pipeline.safetensors  out.9.{scheduler}.7.5.asymmetric [32, 40, 3] u8: the
+      whole StableDiffusionInpaintPipeline of make_pipeline_fixtures.py (9-channel UNet,
+      guidance 7.5, asymmetric decoder, the same latents and prompts) with every model in fp16
+      (`pipe.to(torch.float16)`), every scheduler
 
 Run from any directory: python3 tools/reference/make_half_fixtures.py
 """
 
+import contextlib
 import os
 import sys
 
@@ -75,6 +80,48 @@ def main():
     save_file({k: v.contiguous() for k, v in res.items()}, os.path.join(OUT, "half_vae.safetensors"))
     unets()
     text_encoder()
+    res = pipeline_outputs(fp16_pipeline, "diffusers fp16")
+    save_file({k: v.contiguous() for k, v in res.items()},
+              os.path.join(OUT, "half_pipeline.safetensors"))
+
+
+def fp16_pipeline(pipe):
+    """The pipeline as `torch_dtype=torch.float16` loads it: every model and the latents fp16."""
+    return pipe.to(torch.float16), torch.float16, contextlib.nullcontext
+
+
+def pipeline_outputs(prepare, label):
+    """The whole StableDiffusionInpaintPipeline of make_pipeline_fixtures.py, every scheduler,
+    set up by `prepare(pipe) -> (pipe, latents dtype, context factory)` (a precision's setup);
+    returns out.9.{scheduler}.7.5.asymmetric -> u8 [32, 40, 3], printing each error against
+    the f32 PNG in pipeline_io.safetensors."""
+    import numpy as np
+    from diffusers import StableDiffusionInpaintPipeline
+    from PIL import Image
+    from make_pipeline_fixtures import NEGATIVE, PROMPT, SCHEDULERS  # also patches the posterior
+
+    io = load_file(os.path.join(OUT, "pipeline_io.safetensors"))
+    pipe = StableDiffusionInpaintPipeline.from_pretrained(
+        os.path.join(OUT, "tiny_sd_inpaint9"), safety_checker=None, requires_safety_checker=False)
+    pipe.vae = AsymmetricAutoencoderKL.from_pretrained(os.path.join(OUT, "vae_asym_tiny")).eval()
+    pipe.set_progress_bar_config(disable=True)
+    pipe, dtype, context = prepare(pipe)
+    image = Image.fromarray(io["image"].numpy())
+    mask = Image.fromarray(io["mask"].numpy())
+    config = pipe.scheduler.config
+    res = {}
+    for sname, (cls, extra) in SCHEDULERS.items():
+        pipe.scheduler = cls.from_config({**config, **extra})
+        with torch.no_grad(), context():
+            out = pipe(prompt=PROMPT, negative_prompt=NEGATIVE, image=image, mask_image=mask,
+                       height=32, width=40, num_inference_steps=4, guidance_scale=7.5,
+                       strength=1.0, latents=io["latents"].clone().to(dtype),
+                       output_type="np").images[0]
+        key = f"out.9.{sname}.7.5.asymmetric"
+        u8 = torch.from_numpy((np.asarray(out, dtype=np.float32) * 255).round().astype(np.uint8))
+        res[key] = u8
+        print(f"pipeline {key}: {label} rel err {rel(u8.float(), io[key].float()):.3e}")
+    return res
 
 
 def text_encoder():
