@@ -32,8 +32,9 @@ struct Cli {
     device: DeviceChoice,
 
     /// Float precision: auto (f16 on a GPU with shader-f16, for the models checked in it: the
-    /// UNet, the text encoder and the VAE decoders so far; f32 on the CPU), f32, f16 (GPU
-    /// only), bf16 (CPU only: those models' weights in bf16, products in f32).
+    /// UNet, the text encoder and the VAE decoders so far; on the CPU bf16 where its bf16 dot
+    /// products outrun f32, else f32: see `devices`), f32, f16 (GPU only), bf16 (CPU only:
+    /// those models' weights in bf16, sums in f32).
     #[arg(long, global = true, env = PRECISION_ENV, value_parser = parse_precision, default_value = "auto")]
     precision: Precision,
 
@@ -124,10 +125,11 @@ fn devices(choice: DeviceChoice) -> Result<()> {
         };
         let f16 = if a.shader_f16 { "f16" } else { "no f16" };
         println!(
-            "  [{i}] {} ({}, {}{driver}, {f16}, WGSL compiler)",
+            "  [{i}] {} ({}, {}{driver}, {f16}, {})",
             a.name,
             a.backend,
-            a.kind.name()
+            a.kind.name(),
+            runtime_line(a)
         );
     }
     println!("cpu:");
@@ -163,6 +165,30 @@ fn devices(choice: DeviceChoice) -> Result<()> {
     Ok(())
 }
 
+/// The compiler burn runs on `a` and the cooperative-matrix shapes its driver offers.
+fn runtime_line(a: &device::AdapterInfo) -> String {
+    let runtime = match clearpaint_core::gpu::open(&a.device_kind) {
+        Ok((d, _)) => clearpaint_core::gpu::runtime(&d),
+        Err(e) => return format!("cannot start: {e}"),
+    };
+    let Some(r) = runtime else {
+        return "not a wgpu device".into();
+    };
+    let shown = r.cooperative_matrices.iter().take(3).cloned();
+    let coop = match r.cooperative_matrices.len() {
+        0 => "no cooperative matrices".to_string(),
+        n if n <= 3 => format!(
+            "cooperative matrices {}",
+            shown.collect::<Vec<_>>().join(", ")
+        ),
+        n => format!(
+            "cooperative matrices {}, ... ({n} shapes)",
+            shown.collect::<Vec<_>>().join(", ")
+        ),
+    };
+    format!("{} compiler, {coop}", r.compiler.name())
+}
+
 /// What each --precision gives on the device `choice` picks.
 fn precisions(choice: DeviceChoice, adapters: &[device::AdapterInfo]) {
     let picked = device::decide(choice, adapters).ok().flatten();
@@ -181,8 +207,14 @@ fn precisions(choice: DeviceChoice, adapters: &[device::AdapterInfo]) {
                     .to_string()
             }
             Ok(clearpaint_core::precision::Half::Bf16) => {
-                "bf16 weights for the UNet, text encoder and VAE decoders (checked against PyTorch's bf16 autocast), products in f32; f32 for the rest"
-                    .to_string()
+                let kernels = if clearpaint_core::cpu::bf16_kernels_used() {
+                    "on the bf16 dot products, f32 sums"
+                } else {
+                    "on the f32 kernels"
+                };
+                format!(
+                    "bf16 weights for the UNet, text encoder and VAE decoders (checked against PyTorch's bf16 autocast), products {kernels}; f32 for the rest"
+                )
             }
             Ok(clearpaint_core::precision::Half::Off) => "f32".to_string(),
             Err(e) => format!("unavailable: {e}"),

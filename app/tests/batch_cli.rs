@@ -22,6 +22,7 @@ fn clearpaint(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_clearpaint"))
         .args(args)
         .env("CLEARPAINT_DEVICE", "cpu")
+        .env("CLEARPAINT_PRECISION", "f32") // f32 references: auto may be bf16
         .output()
         .expect("run clearpaint")
 }
@@ -255,6 +256,7 @@ fn a_killed_batch_resumes_without_rewriting_or_truncating() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_clearpaint"))
         .args(&a)
         .env("CLEARPAINT_DEVICE", "cpu")
+        .env("CLEARPAINT_PRECISION", "f32") // f32 references: auto may be bf16
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -494,7 +496,8 @@ fn weather_task(input: &Path, out: &Path, envs: &[(&str, String)], extra: &[&str
     ])
     .args(["--out", s(out), "--size", "16x32", "--shard", "env"])
     .args(extra)
-    .env("CLEARPAINT_DEVICE", "cpu");
+    .env("CLEARPAINT_DEVICE", "cpu")
+    .env("CLEARPAINT_PRECISION", "f32"); // f32 references: auto may be bf16
     for k in common::INDEX_VARS {
         cmd.env_remove(k);
     }

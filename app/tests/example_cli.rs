@@ -16,6 +16,7 @@ fn clearpaint(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_clearpaint"))
         .args(args)
         .env("CLEARPAINT_DEVICE", "cpu")
+        .env("CLEARPAINT_PRECISION", "f32") // f32 references: auto may be bf16
         .output()
         .expect("run clearpaint")
 }

@@ -14,6 +14,7 @@ fn clearpaint(command: &str, args: &[&str]) -> Output {
         .arg(command)
         .args(args)
         .env("CLEARPAINT_DEVICE", "cpu")
+        .env("CLEARPAINT_PRECISION", "f32") // f32 references: auto may be bf16
         .output()
         .expect("run clearpaint")
 }

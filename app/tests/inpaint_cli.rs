@@ -19,6 +19,7 @@ fn clearpaint(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_clearpaint"))
         .args(args)
         .env("CLEARPAINT_DEVICE", "cpu")
+        .env("CLEARPAINT_PRECISION", "f32") // f32 references: auto may be bf16
         .output()
         .expect("run clearpaint")
 }
@@ -314,6 +315,7 @@ fn an_interrupted_run_leaves_no_output() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_clearpaint"))
         .args(&a)
         .env("CLEARPAINT_DEVICE", "cpu")
+        .env("CLEARPAINT_PRECISION", "f32") // f32 references: auto may be bf16
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -692,6 +694,7 @@ fn outpainting_extends_the_canvas_keeps_the_original_and_is_the_inpaint_of_the_p
         let o = Command::new(env!("CARGO_BIN_EXE_clearpaint"))
             .args(&a)
             .env("CLEARPAINT_DEVICE", "cpu")
+            .env("CLEARPAINT_PRECISION", "f32") // f32 references: auto may be bf16
             .output()
             .unwrap();
         assert!(

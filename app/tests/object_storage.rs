@@ -140,6 +140,7 @@ impl S3 {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_clearpaint"));
         cmd.args(args)
             .env("CLEARPAINT_DEVICE", "cpu")
+            .env("CLEARPAINT_PRECISION", "f32") // f32 references: auto may be bf16
             .env("AWS_ENDPOINT_URL", self.endpoint())
             .env("AWS_ALLOW_HTTP", "true")
             .env("AWS_ACCESS_KEY_ID", "test")

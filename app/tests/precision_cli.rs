@@ -117,6 +117,62 @@ fn bf16_on_the_cpu_is_close_to_f32_and_refused_on_the_gpu() {
     );
 }
 
+/// On the CPU, `auto` is bf16 where the bf16 dot products are used (measured faster than f32
+/// FMAs, or asked for with CLEARPAINT_BF16_KERNELS=on) and f32 otherwise; `devices` says what
+/// the CPU has, how fast, and what `auto` picks.
+#[test]
+fn auto_on_the_cpu_follows_the_bf16_dot_products() {
+    let devices = |kernels: &str| {
+        let o = Command::new(env!("CARGO_BIN_EXE_clearpaint"))
+            .args(["--device", "cpu", "devices"])
+            .env("CLEARPAINT_BF16_KERNELS", kernels)
+            .env_remove("CLEARPAINT_PRECISION")
+            .output()
+            .expect("run clearpaint");
+        assert!(o.status.success(), "{}", err(&o));
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    let auto = |out: &str| {
+        let mut lines = out.lines().skip_while(|l| !l.starts_with("precision on"));
+        let line = lines.find(|l| l.trim_start().starts_with("auto ->"));
+        line.unwrap_or_else(|| panic!("an auto line: {out}"))
+            .to_string()
+    };
+    let off = devices("off");
+    assert!(auto(&off).contains("-> f32"), "{off}");
+    let on = devices("on");
+    if clearpaint_core::cpu::bf16_kernels_available() {
+        assert!(
+            auto(&on).contains("-> bf16") && auto(&on).contains("dot products"),
+            "{on}"
+        );
+        assert!(on.contains("x the f32 FMA rate"), "{on}");
+    } else {
+        assert!(auto(&on).contains("-> f32"), "{on}");
+        assert!(on.contains("no bf16 dot products"), "{on}");
+    }
+}
+
+/// `devices` names the compiler burn runs on each adapter (WGSL by default; SPIR-V on Vulkan
+/// with the `spirv` feature) and the driver's cooperative-matrix shapes (none on lavapipe).
+#[test]
+fn devices_names_the_compiler_each_adapter_runs() {
+    let o = clearpaint(&["--device", "gpu", "devices"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let line = out
+        .lines()
+        .find(|l| l.contains("llvmpipe"))
+        .unwrap_or_else(|| panic!("lavapipe listed: {out}"));
+    let compiler = if cfg!(feature = "spirv") {
+        "SPIR-V compiler"
+    } else {
+        "WGSL compiler"
+    };
+    assert!(line.contains(compiler), "{line}");
+    assert!(line.contains("cooperative matrices"), "{line}");
+}
+
 #[test]
 fn f16_where_it_cannot_run_is_a_one_line_error() {
     let o = clearpaint(&["--device", "cpu", "--precision", "f16", "devices"]);

@@ -24,7 +24,8 @@ fn clearpaint_umask(umask: &str, args: &[&str]) -> Output {
         .arg(format!("umask {umask}; exec \"$0\" \"$@\""))
         .arg(env!("CARGO_BIN_EXE_clearpaint"))
         .args(args)
-        .env("CLEARPAINT_DEVICE", "cpu");
+        .env("CLEARPAINT_DEVICE", "cpu")
+        .env("CLEARPAINT_PRECISION", "f32"); // f32 references: auto may be bf16
     cmd.output().expect("run clearpaint")
 }
 

@@ -19,7 +19,9 @@ fn fixtures() -> PathBuf {
 
 fn clearpaint(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_clearpaint"));
-    c.args(args).env("CLEARPAINT_DEVICE", "cpu");
+    c.args(args)
+        .env("CLEARPAINT_DEVICE", "cpu")
+        .env("CLEARPAINT_PRECISION", "f32"); // f32 references: auto may be bf16
     for (k, v) in env {
         c.env(k, v);
     }

@@ -6,10 +6,11 @@
 //! * `f16`: half precision on the GPU (an error where the adapter has no shader-f16, or on the
 //!   CPU: its half precision is bf16).
 //! * `bf16`: bfloat16 on the CPU: the weights of the checked models stored in bf16 (half the
-//!   memory), activations between layers in bf16, products and statistics in f32. `auto`
-//!   does not pick it yet: its products run on our f32 kernels after widening (`cpu/half.rs`),
-//!   which saves memory but not time; once kernels on the CPU's bf16 dot products
-//!   (AVX512_BF16, AMX) exist, `auto` picks it on CPUs that have them ([`CpuBf16`]).
+//!   memory), products on bf16 inputs with f32 sums, statistics in f32. `auto` picks it on
+//!   CPUs whose bf16 dot products (AVX512_BF16's `vdpbf16ps`) outrun their f32 FMAs, measured
+//!   at start-up (`cpu::bf16_speed_vs_f32`: Zen 4 has them at twice the rate, some Xeons at a
+//!   fraction); elsewhere its products run on our f32 kernels after widening (`cpu/half.rs`),
+//!   which saves memory but not time ([`CpuBf16`]).
 //!
 //! The choice comes from the `--precision` flag or `CLEARPAINT_PRECISION`. A model runs in the
 //! resolved precision only where it has been measured to hold up in it
@@ -29,7 +30,8 @@ pub const PRECISION_ENV: &str = "CLEARPAINT_PRECISION";
 /// What the user asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Precision {
-    /// f16 where the device is fast at it, else f32.
+    /// Half precision where the device is fast at it (f16 on a GPU with shader-f16, bf16 on a
+    /// CPU fast at bf16 dot products), else f32.
     #[default]
     Auto,
     F32,
@@ -70,6 +72,7 @@ impl Precision {
     /// The precision this choice gives on `device`, or why it cannot run there.
     pub fn resolve(self, device: &Selected) -> Result<Half, PrecisionError> {
         match (self, device.is_cpu, device.shader_f16) {
+            (Precision::Auto, true, _) if crate::cpu::bf16_kernels_used() => Ok(Half::Bf16),
             (Precision::F32, ..) | (Precision::Auto, true, _) | (Precision::Auto, false, false) => {
                 Ok(Half::Off)
             }
@@ -225,14 +228,21 @@ impl CpuBf16 {
         .filter(|(on, _)| *on)
         .map(|(_, name)| *name)
         .collect();
-        let what = if has.is_empty() {
-            "no bf16 dot products".to_string()
+        if has.is_empty() {
+            return "no bf16 dot products; auto = f32 (bf16 runs on the f32 kernels after \
+                    widening: it halves the weights' memory, not the time)"
+                .to_string();
+        }
+        let speed = crate::cpu::bf16_speed_vs_f32();
+        let auto = if crate::cpu::bf16_kernels_used() {
+            "auto = bf16 (bf16 layers' products on the bf16 dot products)"
         } else {
-            has.join(", ")
+            "auto = f32 (bf16 runs on the f32 kernels after widening: it halves the weights' \
+             memory, not the time)"
         };
         format!(
-            "{what}; auto = f32 (bf16 runs on the f32 kernels after widening: it halves the \
-             weights' memory, not the time)"
+            "{}, dot products at {speed:.2}x the f32 FMA rate on this core; {auto}",
+            has.join(", ")
         )
     }
 }
@@ -285,7 +295,15 @@ mod tests {
     }
 
     #[test]
-    fn auto_is_half_only_on_a_gpu_with_shader_f16() {
+    fn auto_is_half_on_a_gpu_with_shader_f16_and_on_a_cpu_fast_at_bf16() {
+        for fast in [false, true] {
+            let on_cpu = crate::cpu::with_bf16_kernels(fast, || {
+                Precision::Auto.resolve(&dev(true, false)).unwrap()
+            });
+            let bf16 = fast && crate::cpu::bf16_kernels_available();
+            assert_eq!(on_cpu == Half::Bf16, bf16, "fast={fast}");
+            assert_eq!(on_cpu == Half::Off, !bf16, "fast={fast}");
+        }
         let cases = [
             (Precision::Auto, true, true, Some(Half::Off)),
             (Precision::Auto, false, false, Some(Half::Off)),
@@ -298,11 +316,8 @@ mod tests {
             (Precision::Bf16, false, true, None),
         ];
         for (p, cpu, f16, want) in cases {
-            assert_eq!(
-                p.resolve(&dev(cpu, f16)).ok(),
-                want,
-                "{p} cpu={cpu} f16={f16}"
-            );
+            let got = crate::cpu::with_bf16_kernels(false, || p.resolve(&dev(cpu, f16)).ok());
+            assert_eq!(got, want, "{p} cpu={cpu} f16={f16}");
         }
     }
 

@@ -310,6 +310,25 @@ pub fn pipeline_request(
     }
 }
 
+/// Runs `check` with bf16 layers' products on the f32 kernels, then, where the CPU has
+/// AVX512_BF16, on the bf16 dot products (`cpu::gemm_bf16`), asserting they ran; each run is
+/// announced on stderr, so the errors printed by `check` say which they belong to.
+pub fn for_each_bf16_kernel(mut check: impl FnMut()) {
+    eprintln!("-- bf16 products on the f32 kernels");
+    crate::cpu::with_bf16_kernels(false, &mut check);
+    if !crate::cpu::bf16_kernels_available() {
+        eprintln!("-- no AVX512_BF16 on this CPU: the bf16 dot products are not run");
+        return;
+    }
+    eprintln!("-- bf16 products on the bf16 dot products");
+    let before = crate::cpu::bf16_gemms();
+    crate::cpu::with_bf16_kernels(true, check);
+    assert!(
+        crate::cpu::bf16_gemms() > before,
+        "the bf16 dot products ran"
+    );
+}
+
 /// The whole inpaint of `pipeline_io.safetensors` (9-channel tiny pipeline, guidance 7.5,
 /// asymmetric decoder) on `selected` at its precision, every scheduler with a fixture: each
 /// PNG against diffusers' f32 PNG, within twice the error of the reference's own half-precision

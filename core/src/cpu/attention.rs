@@ -8,6 +8,7 @@ use burn::backend::flex::FlexTensor;
 use burn::tensor::{DType, Tensor, TensorData};
 use rayon::prelude::*;
 
+use super::matmul::{self, Gemm};
 use super::vmath::{ExpRows, exp_rows_fn};
 use super::{count, grow};
 
@@ -73,6 +74,7 @@ pub fn attention(q: &Tensor<4>, k: &Tensor<4>, v: &Tensor<4>) -> Option<Tensor<4
     let scale = 1.0 / (d as f32).sqrt();
     let mut out = vec![0f32; b * h * n * dv];
     let exp = exp_rows_fn();
+    let bf16 = matmul::bf16_on();
     out.par_chunks_mut(n * dv)
         .enumerate()
         .for_each(|(bh, head)| {
@@ -85,7 +87,7 @@ pub fn attention(q: &Tensor<4>, k: &Tensor<4>, v: &Tensor<4>) -> Option<Tensor<4
                         [bi, hi, block * ATTN_ROWS],
                         [d, nk, dv],
                         scale,
-                        exp,
+                        (exp, bf16),
                         scores,
                         dst,
                     )
@@ -103,7 +105,7 @@ fn attention_block(
     [bi, hi, r0]: [usize; 3],
     [d, nk, dv]: [usize; 3],
     scale: f32,
-    exp: ExpRows,
+    (exp, bf16): (ExpRows, bool),
     scores: &mut Vec<f32>,
     dst: &mut [f32],
 ) {
@@ -113,26 +115,29 @@ fn attention_block(
     // SAFETY: the views are in bounds for (bi, hi, r0..r0+rows) and all keys; `s` is rows x nk
     // and `dst` rows x dv, both row-major.
     unsafe {
-        gemm::gemm(
-            rows,
-            nk,
-            d,
-            s.as_mut_ptr(),
-            1,
-            nk as isize,
+        matmul::gemm(
+            &Gemm {
+                m: rows,
+                n: nk,
+                k: d,
+                dst: s.as_mut_ptr(),
+                dst_rs: nk as isize,
+                dst_cs: 1,
+                accumulate: false,
+                beta: scale,
+                lhs: matmul::View {
+                    ptr: qv.ptr(bi, hi, r0),
+                    rs: qv.strides[2],
+                    cs: qv.strides[3],
+                },
+                rhs: matmul::View {
+                    ptr: kv.ptr(bi, hi, 0),
+                    rs: kv.strides[3],
+                    cs: kv.strides[2],
+                },
+            },
+            bf16,
             false,
-            qv.ptr(bi, hi, r0),
-            qv.strides[3],
-            qv.strides[2],
-            kv.ptr(bi, hi, 0),
-            kv.strides[2],
-            kv.strides[3],
-            0.0,
-            scale,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
         );
     }
     let mut inv = [0f32; ATTN_ROWS];
@@ -141,26 +146,29 @@ fn attention_block(
     }
     // SAFETY: as above.
     unsafe {
-        gemm::gemm(
-            rows,
-            dv,
-            nk,
-            dst.as_mut_ptr(),
-            1,
-            dv as isize,
+        matmul::gemm(
+            &Gemm {
+                m: rows,
+                n: dv,
+                k: nk,
+                dst: dst.as_mut_ptr(),
+                dst_rs: dv as isize,
+                dst_cs: 1,
+                accumulate: false,
+                beta: 1.0,
+                lhs: matmul::View {
+                    ptr: s.as_ptr(),
+                    rs: nk as isize,
+                    cs: 1,
+                },
+                rhs: matmul::View {
+                    ptr: vv.ptr(bi, hi, 0),
+                    rs: vv.strides[2],
+                    cs: vv.strides[3],
+                },
+            },
+            bf16,
             false,
-            s.as_ptr(),
-            1,
-            nk as isize,
-            vv.ptr(bi, hi, 0),
-            vv.strides[3],
-            vv.strides[2],
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
         );
     }
     for (r, row) in dst.chunks_exact_mut(dv).enumerate() {

@@ -4,6 +4,7 @@
 use rayon::prelude::*;
 
 use super::grow;
+use super::matmul::{self, Gemm, View};
 
 /// A pass of the banded convolution: images `b0..b0+nb`, output rows `y0..y0+rows`.
 pub(super) struct Band {
@@ -46,6 +47,7 @@ pub(super) fn band_conv(
     grow(padded, ci * row_len);
     grow(grid, co * n);
     let hw = h * w;
+    let bf16 = matmul::bf16_on();
     // Fill the padded input: row `c` holds the nb images' bands one after another.
     padded[..ci * row_len]
         .par_chunks_mut(row_len)
@@ -77,26 +79,29 @@ pub(super) fn band_conv(
             // stride taps) inside `weight`; rhs reads padded[c * row_len + tap_offset + j] for
             // j < n, and tap_offset + n <= row_len by construction of n; dst is grid[..co * n].
             unsafe {
-                gemm::gemm(
-                    co,
-                    n,
-                    ci,
-                    grid.as_mut_ptr(),
-                    1,
-                    n as isize,
-                    tap > 0,
-                    weight.as_ptr().add(tap),
-                    taps as isize,
-                    (ci * taps) as isize,
-                    padded.as_ptr().add(dy * pw + dx),
-                    1,
-                    row_len as isize,
-                    1.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::Rayon(0),
+                matmul::gemm(
+                    &Gemm {
+                        m: co,
+                        n,
+                        k: ci,
+                        dst: grid.as_mut_ptr(),
+                        dst_rs: n as isize,
+                        dst_cs: 1,
+                        accumulate: tap > 0,
+                        beta: 1.0,
+                        lhs: View {
+                            ptr: weight.as_ptr().add(tap),
+                            rs: (ci * taps) as isize,
+                            cs: taps as isize,
+                        },
+                        rhs: View {
+                            ptr: padded.as_ptr().add(dy * pw + dx),
+                            rs: row_len as isize,
+                            cs: 1,
+                        },
+                    },
+                    bf16,
+                    true,
                 );
             }
         }

@@ -13,6 +13,7 @@ use rayon::prelude::*;
 
 use super::band::{Band, band_conv};
 use super::im2col::{im2col_conv, im2col_enabled};
+use super::matmul::{self, Gemm, View};
 use super::winograd::{WINOGRAD_MIN_PIXELS, winograd_3x3, winograd_enabled};
 use super::{SCRATCH, SCRATCH_ELEMS, contiguous, count, dims4, f32s};
 
@@ -189,6 +190,7 @@ fn pointwise(
     bias: Option<&[f32]>,
     out: &mut [f32],
 ) {
+    let bf16 = matmul::bf16_on();
     for i in 0..b {
         let dst = &mut out[i * co * hw..(i + 1) * co * hw];
         if let Some(bias) = bias {
@@ -199,26 +201,29 @@ fn pointwise(
         // SAFETY: dst is co x hw (row stride hw), lhs co x ci (row stride ci), rhs is image i,
         // ci x hw (row stride hw); all inside their slices.
         unsafe {
-            gemm::gemm(
-                co,
-                hw,
-                ci,
-                dst.as_mut_ptr(),
-                1,
-                hw as isize,
-                bias.is_some(),
-                weight.as_ptr(),
-                1,
-                ci as isize,
-                x.as_ptr().add(i * ci * hw),
-                1,
-                hw as isize,
-                1.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::Rayon(0),
+            matmul::gemm(
+                &Gemm {
+                    m: co,
+                    n: hw,
+                    k: ci,
+                    dst: dst.as_mut_ptr(),
+                    dst_rs: hw as isize,
+                    dst_cs: 1,
+                    accumulate: bias.is_some(),
+                    beta: 1.0,
+                    lhs: View {
+                        ptr: weight.as_ptr(),
+                        rs: ci as isize,
+                        cs: 1,
+                    },
+                    rhs: View {
+                        ptr: x.as_ptr().add(i * ci * hw),
+                        rs: hw as isize,
+                        cs: 1,
+                    },
+                },
+                bf16,
+                true,
             );
         }
     }

@@ -5,9 +5,11 @@
 //! in half precision (half the memory and bandwidth between layers). The f32 computation goes
 //! through the same dispatch as f32 tensors, so on flex it runs our kernels.
 //!
-//! On the CPU this is bf16's storage, not yet its speed: widening costs a pass over the weights
-//! per call. Kernels on the CPU's bf16 dot products (`vdpbf16ps`, AMX) would read the bf16
-//! weights directly; they plug in here.
+//! On the CPU, a bf16 layer's products run on the bf16 dot products (`gemm_bf16.rs`: the
+//! inputs rounded to bf16 as they are packed, sums in f32, as PyTorch's bf16 autocast) where
+//! [`bf16_kernels_used`](super::bf16_kernels_used) says they are faster than f32 FMAs, and on
+//! the f32 kernels elsewhere (bf16's storage without its speed: widening costs a pass over the
+//! weights per call).
 //!
 //! Why not burn's f16 ops directly: burn-wgpu's direct convolution (what its autotune runs
 //! where there are no cooperative-matrix units: WGSL, lavapipe) accumulates in the tensor's
@@ -58,7 +60,9 @@ pub(super) fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     let mut c = conv.clone();
     c.weight = f32_param(&conv.weight);
     c.bias = conv.bias.as_ref().map(f32_param);
-    super::conv2d(&c, x.cast(DType::F32)).cast(dtype)
+    let bf16 = uses_bf16_kernels(dtype, conv.weight.val().dtype());
+    let out = super::matmul::with_bf16_products(bf16, || super::conv2d(&c, x.cast(DType::F32)));
+    out.cast(dtype)
 }
 
 /// `lin` on half-precision `x` or with half-precision weights, accumulated in f32; a result in
@@ -68,14 +72,18 @@ pub(super) fn linear<const D: usize>(lin: &Linear, x: Tensor<D>) -> Tensor<D> {
     let mut l = lin.clone();
     l.weight = f32_param(&lin.weight);
     l.bias = lin.bias.as_ref().map(f32_param);
-    super::linear(&l, x.cast(DType::F32)).cast(dtype)
+    let bf16 = uses_bf16_kernels(dtype, lin.weight.val().dtype());
+    let out = super::matmul::with_bf16_products(bf16, || super::linear(&l, x.cast(DType::F32)));
+    out.cast(dtype)
 }
 
 /// `softmax(q kᵀ / √d) v` for half-precision heads, in f32; a result in `q`'s type.
 pub(super) fn attention(q: &Tensor<4>, k: &Tensor<4>, v: &Tensor<4>) -> Tensor<4> {
     let f = |t: &Tensor<4>| t.clone().cast(DType::F32);
     let (q32, k32, v32) = (f(q), f(k), f(v));
-    let out = super::attention(&q32, &k32, &v32).unwrap_or_else(|| {
+    let bf16 = uses_bf16_kernels(q.dtype(), q.dtype());
+    let on_flex = super::matmul::with_bf16_products(bf16, || super::attention(&q32, &k32, &v32));
+    let out = on_flex.unwrap_or_else(|| {
         burn::tensor::module::attention(
             q32,
             k32,
@@ -99,6 +107,12 @@ pub fn layer_norm<const D: usize>(norm: &LayerNorm, x: Tensor<D>) -> Tensor<D> {
     n.gamma = f32_param(&norm.gamma);
     n.beta = norm.beta.as_ref().map(f32_param);
     n.forward(x.cast(DType::F32)).cast(dtype)
+}
+
+/// Whether a layer with input `x` and weights `w` runs its products on the bf16 dot products:
+/// one of them is bf16 (a bf16 model on the CPU) and the CPU is fast at them.
+fn uses_bf16_kernels(x: DType, w: DType) -> bool {
+    (x == DType::BF16 || w == DType::BF16) && super::bf16_kernels_used()
 }
 
 /// Whether `dtype` is f16 or bf16 (the types this file computes in f32).

@@ -2,6 +2,7 @@
 
 use rayon::prelude::*;
 
+use super::matmul::{self, Gemm, View};
 use super::{SCRATCH, SCRATCH_ELEMS, grow};
 
 /// `CLEARPAINT_IM2COL=0` turns the im2col path for small maps off (for comparisons).
@@ -29,6 +30,7 @@ pub(super) fn im2col_conv(
     let k = ci * taps;
     let ohw = oh * ow;
     let images_per_pass = (2 * SCRATCH_ELEMS / (k * ohw)).clamp(1, b);
+    let bf16 = matmul::bf16_on();
     SCRATCH.with(|s| {
         let (col, grid) = &mut *s.borrow_mut();
         let mut b0 = 0;
@@ -65,26 +67,29 @@ pub(super) fn im2col_conv(
                 });
             // SAFETY: weight is co x k row-major, col k x n, grid co x n; all in bounds.
             unsafe {
-                gemm::gemm(
-                    co,
-                    n,
-                    k,
-                    grid.as_mut_ptr(),
-                    1,
-                    n as isize,
-                    false,
-                    weight.as_ptr(),
-                    1,
-                    k as isize,
-                    col.as_ptr(),
-                    1,
-                    n as isize,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::Rayon(0),
+                matmul::gemm(
+                    &Gemm {
+                        m: co,
+                        n,
+                        k,
+                        dst: grid.as_mut_ptr(),
+                        dst_rs: n as isize,
+                        dst_cs: 1,
+                        accumulate: false,
+                        beta: 1.0,
+                        lhs: View {
+                            ptr: weight.as_ptr(),
+                            rs: k as isize,
+                            cs: 1,
+                        },
+                        rhs: View {
+                            ptr: col.as_ptr(),
+                            rs: n as isize,
+                            cs: 1,
+                        },
+                    },
+                    bf16,
+                    true,
                 );
             }
             let grid = &grid[..co * n];

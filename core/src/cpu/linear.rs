@@ -8,6 +8,7 @@ use burn::nn::Linear;
 use burn::tensor::{DType, Tensor, TensorData};
 use rayon::prelude::*;
 
+use super::matmul::{self, Gemm, View};
 use super::vmath::exp_within;
 use super::{contiguous, count, f32s};
 
@@ -41,6 +42,7 @@ fn linear_flex<const D: usize>(lin: &Linear, x: &Tensor<D>) -> Option<Tensor<D>>
         return None;
     }
     let start = Instant::now();
+    let bf16 = matmul::bf16_on();
     let dims = x.dims();
     let (batch, m, k) = if D == 3 {
         (dims[0], dims[1], dims[2])
@@ -78,50 +80,56 @@ fn linear_flex<const D: usize>(lin: &Linear, x: &Tensor<D>) -> Option<Tensor<D>>
         unsafe {
             if m >= n {
                 // out = x W (m x n).
-                gemm::gemm(
-                    m,
-                    n,
-                    k,
-                    dst.as_mut_ptr(),
-                    1,
-                    n as isize,
-                    bias.is_some(),
-                    xi,
-                    sk,
-                    sm,
-                    w,
-                    ws[1],
-                    ws[0],
-                    1.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::Rayon(0),
+                matmul::gemm(
+                    &Gemm {
+                        m,
+                        n,
+                        k,
+                        dst: dst.as_mut_ptr(),
+                        dst_rs: n as isize,
+                        dst_cs: 1,
+                        accumulate: bias.is_some(),
+                        beta: 1.0,
+                        lhs: View {
+                            ptr: xi,
+                            rs: sm,
+                            cs: sk,
+                        },
+                        rhs: View {
+                            ptr: w,
+                            rs: ws[0],
+                            cs: ws[1],
+                        },
+                    },
+                    bf16,
+                    true,
                 );
             } else {
                 // Few rows (e.g. CLIP's 77 tokens): outᵀ = Wᵀ xᵀ (n x m), so the long side
                 // fills the GEMM's tall microkernel instead of a mostly empty second tile.
-                gemm::gemm(
-                    n,
-                    m,
-                    k,
-                    dst.as_mut_ptr(),
-                    n as isize,
-                    1,
-                    bias.is_some(),
-                    w,
-                    ws[0],
-                    ws[1],
-                    xi,
-                    sm,
-                    sk,
-                    1.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::Rayon(0),
+                matmul::gemm(
+                    &Gemm {
+                        m: n,
+                        n: m,
+                        k,
+                        dst: dst.as_mut_ptr(),
+                        dst_rs: 1,
+                        dst_cs: n as isize,
+                        accumulate: bias.is_some(),
+                        beta: 1.0,
+                        lhs: View {
+                            ptr: w,
+                            rs: ws[1],
+                            cs: ws[0],
+                        },
+                        rhs: View {
+                            ptr: xi,
+                            rs: sk,
+                            cs: sm,
+                        },
+                    },
+                    bf16,
+                    true,
                 );
             }
         }

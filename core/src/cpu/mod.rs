@@ -28,8 +28,11 @@
 //! * `attention`: [`attention`](fn@attention) (`softmax(q kᵀ) v` in blocks of query rows).
 //! * `linear`: [`linear`](fn@linear), [`geglu`] and [`gelu_erf`].
 //! * `norm`: [`group_norm_silu`].
-//! * `half`: f16 tensors (the GPU's half-precision path) through the same dispatch functions:
-//!   convolutions, linear layers and attention computed in f32 (see its module doc).
+//! * `half`: f16 and bf16 tensors or weights through the same dispatch functions:
+//!   convolutions, linear layers and attention summed in f32 (see its module doc).
+//! * `matmul`: the one place every kernel's matrix products go through: the `gemm` crate in
+//!   f32, or `gemm_bf16` (a packed GEMM on AVX512_BF16's `vdpbf16ps`) for bf16 layers on CPUs
+//!   whose bf16 dot products are measured faster than their f32 FMAs.
 //! * `vmath`: the branch-free vector `exp` that softmax, GELU and SiLU share, and its per-CPU
 //!   (AVX-512, AVX2) dispatch.
 //!
@@ -39,14 +42,11 @@
 //!
 //! # Another precision
 //!
-//! Every public function checks the dtypes of its tensors and sends anything that isn't f32 to
-//! burn's op. A new precision (bf16, say) would plug in behind the same functions: a new file
-//! next to these (e.g. `gemm_bf16.rs`, with the packing into bf16 panels and the GEMM on them),
-//! called from the dispatch in [`conv2d`], [`linear`](fn@linear), [`attention`](fn@attention)
-//! when the tensors' dtype and the CPU (AVX512-BF16, AMX) allow it, with the f32 kernels here
-//! staying as the fallback for everything else. The convolution paths work on f32 slices; a
-//! bf16 convolution would either convert at the pass boundary and reuse them, or get its own
-//! packing beside them.
+//! Every public function checks the dtypes of its tensors: f32 runs here, f16 and bf16 go
+//! through `half` (widened to f32 for the same paths), anything else to burn's op. bf16
+//! layers turn on bf16 products for their computation (`matmul::with_bf16_products`); each
+//! kernel reads that once on the calling thread and passes it to `matmul::gemm`, which packs
+//! the f32 operands into bf16 panels for `gemm_bf16` instead of calling the `gemm` crate.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -57,9 +57,11 @@ use burn::backend::flex::FlexTensor;
 mod attention;
 mod band;
 mod conv;
+mod gemm_bf16;
 mod half;
 mod im2col;
 mod linear;
+mod matmul;
 mod norm;
 mod vmath;
 mod winograd;
@@ -68,6 +70,10 @@ pub use attention::attention;
 pub use conv::{conv2d, conv2d_f32};
 pub use half::layer_norm;
 pub use linear::{geglu, gelu_erf, linear};
+pub use matmul::{
+    BF16_KERNELS_ENV, bf16_gemms, bf16_kernels_available, bf16_kernels_used, bf16_speed_vs_f32,
+    with_bf16_kernels,
+};
 pub use norm::group_norm_silu;
 
 /// Upper bound for each scratch buffer (padded input, padded-grid result), in f32 elements.

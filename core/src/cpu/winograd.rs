@@ -4,6 +4,7 @@
 
 use rayon::prelude::*;
 
+use super::matmul::{self, Gemm, View};
 use super::{SCRATCH, SCRATCH_ELEMS, SendPtr, grow};
 
 /// Output pixels per image from which 3x3 convolutions use Winograd F(2x2, 3x3): below
@@ -185,31 +186,35 @@ fn input_transform(
 /// The products `M` (`16 x co x tiles`) of one pass, into `mbuf`.
 fn products(u: &[f32], vb: &[f32], mbuf: &mut [f32], [co, ci]: [usize; 2], tiles: usize) {
     // M[ξ] = U[ξ] V[ξ]: 16 GEMMs, one per task.
+    let bf16 = matmul::bf16_on();
     let m_ptr = SendPtr(mbuf.as_mut_ptr());
     (0..16).into_par_iter().for_each(|xi| {
         // SAFETY: U[ξ] is co x ci, V[ξ] ci x tiles, M[ξ] co x tiles (row-major),
         // all in bounds; each task writes its own M[ξ].
         unsafe {
-            gemm::gemm(
-                co,
-                tiles,
-                ci,
-                m_ptr.at(xi * co * tiles),
-                1,
-                tiles as isize,
+            matmul::gemm(
+                &Gemm {
+                    m: co,
+                    n: tiles,
+                    k: ci,
+                    dst: m_ptr.at(xi * co * tiles),
+                    dst_rs: tiles as isize,
+                    dst_cs: 1,
+                    accumulate: false,
+                    beta: 1.0,
+                    lhs: View {
+                        ptr: u.as_ptr().add(xi * co * ci),
+                        rs: ci as isize,
+                        cs: 1,
+                    },
+                    rhs: View {
+                        ptr: vb.as_ptr().add(xi * ci * tiles),
+                        rs: tiles as isize,
+                        cs: 1,
+                    },
+                },
+                bf16,
                 false,
-                u.as_ptr().add(xi * co * ci),
-                1,
-                ci as isize,
-                vb.as_ptr().add(xi * ci * tiles),
-                1,
-                tiles as isize,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
             );
         }
     });
