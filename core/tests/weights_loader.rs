@@ -126,22 +126,13 @@ fn half_parameters_keep_the_files_bits() {
         let raw = f.raw("proj.weight").unwrap();
         let param = block.proj.weight.val();
         assert_eq!(param.dtype(), DType::from(dtype));
-        let bits: Vec<u16> = match dtype {
-            FloatDType::F16 => param
-                .into_data()
-                .try_to_vec::<half::f16>()
-                .unwrap()
-                .iter()
-                .map(|v| v.to_bits())
-                .collect(),
-            _ => param
-                .into_data()
-                .try_to_vec::<half::bf16>()
-                .unwrap()
-                .iter()
-                .map(|v| v.to_bits())
-                .collect(),
-        };
+        // f16 and bf16 are both two little-endian bytes.
+        let data = param.into_data();
+        let bits: Vec<u16> = data
+            .as_bytes()
+            .chunks_exact(2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+            .collect();
         for o in 0..12 {
             for i in 0..16 {
                 let k = o * 16 + i;
