@@ -232,6 +232,17 @@ impl Gemm {
         add: bool,
         acc: &[f32; MR * NR],
     ) {
+        if self.dst_cs == 1 {
+            for r in 0..rows {
+                // SAFETY: the caller's contract: row i + r, columns j..j + cols of C are
+                // adjacent in memory; available() holds.
+                unsafe {
+                    let row = self.dst.offset((i + r) as isize * self.dst_rs + j as isize);
+                    add_row(row, &acc[r * NR..r * NR + NR], cols, self.beta, add);
+                }
+            }
+            return;
+        }
         for r in 0..rows {
             // SAFETY: the caller's contract.
             let row = unsafe { self.dst.offset((i + r) as isize * self.dst_rs) };
@@ -248,6 +259,32 @@ impl Gemm {
             }
         }
     }
+}
+
+/// `dst[..cols] = beta acc[..cols] (+ dst[..cols])` for a row of `C` whose columns are adjacent,
+/// 16 lanes at a time (masked past `cols`).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn add_row(dst: *mut f32, acc: &[f32], cols: usize, beta: f32, add: bool) {
+    let b = _mm512_set1_ps(beta);
+    for c in (0..cols).step_by(16) {
+        let mask: __mmask16 = ((1u32 << (cols - c).min(16)) - 1) as u16;
+        // SAFETY: lanes below `cols` of dst are in bounds (the caller's contract), acc has NR.
+        unsafe {
+            let v = _mm512_mul_ps(b, _mm512_loadu_ps(acc.as_ptr().add(c)));
+            let v = if add {
+                _mm512_add_ps(_mm512_maskz_loadu_ps(mask, dst.add(c)), v)
+            } else {
+                v
+            };
+            _mm512_mask_storeu_ps(dst.add(c), mask, v);
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn add_row(_: *mut f32, _: &[f32], _: usize, _: f32, _: bool) {
+    unreachable!("available() is false off x86_64")
 }
 
 /// `v` with rows and columns swapped.
