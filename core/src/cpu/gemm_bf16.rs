@@ -95,36 +95,43 @@ fn best_of(mut f: impl FnMut() -> f64) -> f64 {
 const CHAINS: usize = 16;
 const ROUNDS: usize = 2000;
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bf16")]
-unsafe fn time_dp() -> f64 {
-    let x: __m512bh =
-        unsafe { std::mem::transmute(_mm512_set1_epi32(std::hint::black_box(0x3f80_3f80))) };
-    let mut c = [_mm512_setzero_ps(); CHAINS];
-    let start = std::time::Instant::now();
-    for _ in 0..ROUNDS {
-        for v in c.iter_mut() {
-            *v = _mm512_dpbf16_ps(*v, x, x);
+/// `$name()`: seconds for `ROUNDS` x `CHAINS` independent `$step(acc, x)` on one core.
+macro_rules! timed_chains {
+    ($name:ident, $features:literal, $x:expr, $step:expr) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $features)]
+        unsafe fn $name() -> f64 {
+            let x = $x;
+            let mut c = [_mm512_setzero_ps(); CHAINS];
+            let start = std::time::Instant::now();
+            for _ in 0..ROUNDS {
+                for v in c.iter_mut() {
+                    *v = $step(*v, x);
+                }
+            }
+            std::hint::black_box(c);
+            start.elapsed().as_secs_f64()
         }
-    }
-    std::hint::black_box(c);
-    start.elapsed().as_secs_f64()
+    };
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn time_fma() -> f64 {
-    let x = _mm512_set1_ps(std::hint::black_box(1.0));
-    let mut c = [_mm512_setzero_ps(); CHAINS];
-    let start = std::time::Instant::now();
-    for _ in 0..ROUNDS {
-        for v in c.iter_mut() {
-            *v = _mm512_fmadd_ps(x, x, *v);
-        }
-    }
-    std::hint::black_box(c);
-    start.elapsed().as_secs_f64()
-}
+timed_chains!(
+    time_dp,
+    "avx512f,avx512bf16",
+    // SAFETY: 16 u32 reinterpreted as 32 bf16.
+    unsafe {
+        std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32(std::hint::black_box(
+            0x3f80_3f80,
+        )))
+    },
+    |acc, x| _mm512_dpbf16_ps(acc, x, x)
+);
+timed_chains!(
+    time_fma,
+    "avx512f",
+    _mm512_set1_ps(std::hint::black_box(1.0)),
+    |acc, x| _mm512_fmadd_ps(x, x, acc)
+);
 
 #[cfg(not(target_arch = "x86_64"))]
 unsafe fn time_dp() -> f64 {
